@@ -1,0 +1,13 @@
+"""Supabase Auth (GoTrue) protocol: tokens, claims and flows, without I/O."""
+
+from __future__ import annotations
+
+from madbase.protocol.auth.keys import (
+    API_KEY_ROLES,
+    ApiKeyClaims,
+    ApiKeyError,
+    mint_api_key,
+    verify_api_key,
+)
+
+__all__ = ["API_KEY_ROLES", "ApiKeyClaims", "ApiKeyError", "mint_api_key", "verify_api_key"]

@@ -1,0 +1,129 @@
+"""Gateway errors and how each service renders an error body.
+
+Exception tree::
+
+    ProtocolError                 the peer sent something we refuse; never raised for our own bugs
+      GatewayError                refused before any service looked at the request
+        MissingApiKey             401, no `apikey` header or query parameter
+        InvalidApiKey             401, the key is not a valid project key
+        RouteNotFound             404, no such endpoint (yet) in that service
+
+Each service keeps the error shape its official client reads: PostgREST's `{code, message, details,
+hint}`, GoTrue's versioned `{code, message}` or legacy `{code, error_code, msg}`, Storage's
+`{statusCode, error, message}` and Realtime's `{error}`. Outside any service we answer as Supabase's
+API gateway does, `{message}`.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import ClassVar
+
+from madbase.protocol.http.messages import JsonValue, Response, json_response
+
+__all__ = [
+    "GatewayError",
+    "InvalidApiKey",
+    "MissingApiKey",
+    "ProtocolError",
+    "RouteNotFound",
+    "Service",
+    "render_error",
+]
+
+# auth-js and supabase_auth send this header; GoTrue answers with the newer error shape when it is
+# at least this date (spec/auth.md §6).
+AUTH_API_VERSION = "2024-01-01"
+
+
+class Service(enum.StrEnum):
+    """The services mounted under one project's base URL."""
+
+    REST = "rest"
+    AUTH = "auth"
+    STORAGE = "storage"
+    REALTIME = "realtime"
+
+
+class ProtocolError(Exception):
+    """The peer sent something we refuse; never raised for our own bugs."""
+
+    status: ClassVar[int] = 400
+
+
+class GatewayError(ProtocolError):
+    """Refused by the gateway; one class attribute per service's error code."""
+
+    message: ClassVar[str]
+    hint: ClassVar[str | None] = None
+    rest_code: ClassVar[str]
+    auth_code: ClassVar[str]
+    storage_error: ClassVar[str]
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.message)
+        self.detail = detail
+
+
+class MissingApiKey(GatewayError):
+    """No `apikey` header or `apikey` query parameter."""
+
+    status = 401
+    message = "No API key found in request"
+    hint = "No `apikey` request header or url param was found."
+    rest_code = "PGRST302"  # PostgREST: anonymous access refused without credentials
+    auth_code = "no_authorization"
+    storage_error = "Unauthorized"
+
+
+class InvalidApiKey(GatewayError):
+    """The `apikey` is not a JWT signed with the project's secret carrying an API-key role."""
+
+    status = 401
+    message = "Invalid API key"
+    hint = "Double check your Supabase `anon` or `service_role` API key."
+    rest_code = "PGRST301"  # PostgREST: JWT could not be decoded or verified
+    auth_code = "bad_jwt"
+    storage_error = "Unauthorized"
+
+
+class RouteNotFound(GatewayError):
+    """The path names no endpoint of the service."""
+
+    status = 404
+    message = "Not found"
+    rest_code = "PGRST125"  # PostgREST: invalid path specified in request URL
+    auth_code = "not_found"
+    storage_error = "not_found"
+
+
+def render_error(
+    service: Service | None, err: GatewayError, *, auth_api_version: str | None = None
+) -> Response:
+    """Render `err` in `service`'s error shape (None: outside any service).
+
+    >>> render_error(Service.STORAGE, MissingApiKey()).body
+    b'{"statusCode":"401","error":"Unauthorized","message":"No API key found in request"}'
+    """
+    message = str(err)
+    body: JsonValue
+    headers: tuple[tuple[str, str], ...] = ()
+    match service:
+        case Service.REST:
+            body = {"code": err.rest_code, "message": message, "details": None, "hint": err.hint}
+        case Service.AUTH:
+            headers = (("x-sb-error-code", err.auth_code),)
+            if auth_api_version is not None and auth_api_version >= AUTH_API_VERSION:
+                body = {"code": err.auth_code, "message": message}
+                headers += (("x-supabase-api-version", AUTH_API_VERSION),)
+            else:
+                body = {"code": err.status, "error_code": err.auth_code, "msg": message}
+        case Service.STORAGE:
+            body = {"statusCode": str(err.status), "error": err.storage_error, "message": message}
+        case Service.REALTIME:
+            body = {"error": message}
+        case None:
+            body = {"message": message}
+            if err.hint is not None:
+                body["hint"] = err.hint
+    return json_response(err.status, body, headers)

@@ -1,0 +1,186 @@
+"""The gateway: which service a request is for, CORS, the API-key check and request ids.
+
+`admit(request, ...)` is the first step of every request: it either answers the request itself
+(CORS preflight, a refused key, an unknown path) or hands back a `Dispatch` naming the service,
+the path inside it and the role the API key grants. `finish(...)` adds the headers every response
+carries (request id, CORS). Supabase's API gateway (Kong) does both jobs in front of each service;
+here they are plain functions.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Final, final
+
+import attrs
+
+from madbase.protocol.auth import ApiKeyError, verify_api_key
+from madbase.protocol.http.errors import (
+    GatewayError,
+    InvalidApiKey,
+    MissingApiKey,
+    RouteNotFound,
+    Service,
+    render_error,
+)
+from madbase.protocol.http.messages import Headers, Request, Response, json_response
+
+__all__ = [
+    "Dispatch",
+    "Health",
+    "admit",
+    "finish",
+    "health_response",
+    "not_found",
+    "pick_request_id",
+]
+
+_MOUNTS: Final = (
+    ("/rest/v1", Service.REST),
+    ("/auth/v1", Service.AUTH),
+    ("/storage/v1", Service.STORAGE),
+    ("/realtime/v1", Service.REALTIME),
+)
+
+# Browsers ask for these before supabase-js / postgrest-js / storage-js calls (spec/rest.md §11).
+CORS_ALLOW_HEADERS: Final = (
+    "authorization, x-client-info, apikey, content-type, content-profile, accept-profile, prefer, "
+    "range, range-unit, x-upsert, cache-control, x-retry-count, x-supabase-api-version, "
+    "x-request-id, x-project-ref, x-metadata, content-range, accept"
+)
+CORS_ALLOW_METHODS: Final = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+CORS_EXPOSE_HEADERS: Final = (
+    "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, "
+    "Transfer-Encoding, Range-Unit, X-Request-Id, X-Supabase-Api-Version, X-Sb-Error-Code"
+)
+CORS_MAX_AGE: Final = "86400"
+
+# A request id from the client is echoed only if it is short and printable.
+_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+
+
+class Health:
+    """Marker: the request is the health check; the runtime asks the database."""
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Dispatch:
+    """An admitted request: `service` serves `subpath` with the API key's `role`."""
+
+    service: Service
+    subpath: str
+    role: str
+
+
+def admit(request: Request, *, jwt_secret: str, now: datetime) -> Response | Dispatch | Health:
+    """Decide who answers `request`.
+
+    Returns a `Response` when the gateway answers itself (preflight, refused key, unknown path),
+    `Health` for `/health`, else a `Dispatch`.
+    """
+    path = request.path
+    if (
+        request.method == "OPTIONS"
+        and request.header("origin") is not None
+        and (request.header("access-control-request-method") is not None)
+    ):
+        return _preflight(request)
+    if path in ("/health", "/health/"):
+        return Health()
+    service, subpath = _route(path)
+    if service is None:
+        return render_error(None, RouteNotFound("no Route matched with those values"))
+    if service is Service.AUTH and subpath in ("/health", "/settings"):
+        # GoTrue answers these without a key; dispatched with the anon role.
+        key = request.header("apikey") or request.query_param("apikey")
+        if not key:
+            return Dispatch(service=service, subpath=subpath, role="anon")
+    try:
+        role = _check_api_key(request, jwt_secret=jwt_secret, now=now)
+    except GatewayError as err:
+        return render_error(service, err, auth_api_version=request.header("x-supabase-api-version"))
+    return Dispatch(service=service, subpath=subpath, role=role)
+
+
+def not_found(request: Request, service: Service) -> Response:
+    """The answer for a path `service` does not serve, in its error format."""
+    return render_error(
+        service,
+        RouteNotFound(f"Route {request.method}:{request.path} not found"),
+        auth_api_version=request.header("x-supabase-api-version"),
+    )
+
+
+def health_response(database_ok: bool) -> Response:
+    """`/health`: 200 only when the database answered."""
+    if database_ok:
+        return json_response(200, {"status": "ok", "database": "ok"})
+    return json_response(503, {"status": "unavailable", "database": "unreachable"})
+
+
+def pick_request_id(request: Request, generated: str) -> str:
+    """The client's `x-request-id` if it is a sane token, else `generated`.
+
+    >>> pick_request_id(Request(method="GET", target="/", headers=(("x-request-id", "abc"),)), "z")
+    'abc'
+    >>> pick_request_id(Request(method="GET", target="/", headers=(("x-request-id", "a b"),)), "z")
+    'z'
+    """
+    given = request.header("x-request-id")
+    if given is not None and _REQUEST_ID.fullmatch(given):
+        return given
+    return generated
+
+
+def finish(response: Response, request: Request, *, request_id: str) -> Response:
+    """Add the headers every response carries: the request id and, for browsers, CORS."""
+    extra: Headers = (("x-request-id", request_id),)
+    if (
+        request.header("origin") is not None
+        and response.header("access-control-allow-origin") is None
+    ):
+        extra += (
+            ("access-control-allow-origin", "*"),
+            ("access-control-expose-headers", CORS_EXPOSE_HEADERS),
+        )
+    return response.with_headers(extra)
+
+
+def _route(path: str) -> tuple[Service | None, str]:
+    for prefix, service in _MOUNTS:
+        if path == prefix or path.startswith(prefix + "/"):
+            return service, path[len(prefix) :] or "/"
+    return None, path
+
+
+def _preflight(request: Request) -> Response:
+    asked = request.header("access-control-request-headers")
+    allow = CORS_ALLOW_HEADERS
+    if asked:
+        known = {h.strip() for h in CORS_ALLOW_HEADERS.split(",")}
+        extra = [
+            h.strip() for h in asked.lower().split(",") if h.strip() and h.strip() not in known
+        ]
+        allow = ", ".join([CORS_ALLOW_HEADERS, *extra])
+    return Response(
+        status=200,
+        headers=(
+            ("access-control-allow-origin", "*"),
+            ("access-control-allow-methods", CORS_ALLOW_METHODS),
+            ("access-control-allow-headers", allow),
+            ("access-control-max-age", CORS_MAX_AGE),
+            ("vary", "Origin, Access-Control-Request-Headers"),
+        ),
+    )
+
+
+def _check_api_key(request: Request, *, jwt_secret: str, now: datetime) -> str:
+    key = request.header("apikey") or request.query_param("apikey")
+    if not key:
+        raise MissingApiKey
+    try:
+        return verify_api_key(key.strip(), jwt_secret, now=now).role
+    except ApiKeyError as err:
+        raise InvalidApiKey from err

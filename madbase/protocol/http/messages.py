@@ -1,0 +1,98 @@
+"""HTTP request and response values shared by every service, whatever server parsed the bytes."""
+
+from __future__ import annotations
+
+import json
+from typing import TypeAlias, final
+from urllib.parse import parse_qsl
+
+import attrs
+
+__all__ = ["Headers", "JsonValue", "Request", "Response", "json_response"]
+
+Headers: TypeAlias = tuple[tuple[str, str], ...]
+JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Request:
+    """One complete HTTP request.
+
+    `target` is the raw request target (path and query, still percent-encoded); header names are
+    lower-case, values decoded as latin-1 (RFC 9110 §5.5), in the order received.
+    """
+
+    method: str
+    target: str
+    headers: Headers = ()
+    body: bytes = b""
+    client: str | None = None
+
+    @property
+    def path(self) -> str:
+        """The target's path, still percent-encoded."""
+        return self.target.split("?", 1)[0]
+
+    @property
+    def query(self) -> str:
+        """The raw query string, without `?`."""
+        _, _, query = self.target.partition("?")
+        return query
+
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (lower-case), or None.
+
+        >>> Request(method="GET", target="/", headers=(("apikey", "k"),)).header("apikey")
+        'k'
+        """
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def query_param(self, name: str) -> str | None:
+        """The first value of query parameter `name`, form-decoded, or None.
+
+        >>> Request(method="GET", target="/x?a=1&apikey=a%2Bb+c").query_param("apikey")
+        'a+b c'
+        """
+        for key, value in parse_qsl(self.query, keep_blank_values=True):
+            if key == name:
+                return value
+        return None
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Response:
+    """One HTTP response; the server adds framing headers (content-length, date, connection)."""
+
+    status: int
+    headers: Headers = ()
+    body: bytes = b""
+
+    def with_headers(self, extra: Headers) -> Response:
+        """This response with `extra` headers appended."""
+        return attrs.evolve(self, headers=self.headers + extra)
+
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (lower-case), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+def json_response(status: int, value: JsonValue, headers: Headers = ()) -> Response:
+    """A response whose body is `value` as compact JSON.
+
+    >>> json_response(200, {"a": 1}).body
+    b'{"a":1}'
+    """
+    body = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(
+        status=status,
+        headers=(("content-type", "application/json; charset=utf-8"), *headers),
+        body=body,
+    )

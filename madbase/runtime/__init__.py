@@ -1,0 +1,1 @@
+"""The trio runtime: sockets, HTTP and websocket serving, Postgres I/O, processes, clocks, randomness."""

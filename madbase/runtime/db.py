@@ -1,0 +1,354 @@
+"""The Postgres executor: trio-native over psycopg's libpq wrapper, pipeline mode, a bounded pool.
+
+psycopg's async connection is asyncio-only, so we drive `psycopg.pq` ourselves, the way psycopg's
+`waiting.py` drives its generators: non-blocking libpq calls, and `trio.lowlevel.wait_readable` /
+`wait_writable` on the connection's socket between them. A `Transaction` built by the protocol is
+sent as one pipeline (BEGIN, settings, statements, COMMIT, Sync) and costs one round trip.
+
+Failures come back as values or as two exceptions, translated here once:
+
+- `DbError`: the server refused a statement (SQLSTATE, message, detail, hint kept as sent);
+- `DbUnavailable`: no connection could be had or it broke (the caller answers 503);
+- `DbTimeout`: the transaction did not finish in time (the connection is dropped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Final, final
+
+import attrs
+import psycopg
+import trio
+from psycopg import pq
+
+from madbase.config import DbSettings
+from madbase.protocol.sql import Statement, Transaction
+
+__all__ = ["Connection", "DbError", "DbResult", "DbTimeout", "DbUnavailable", "Pool"]
+
+log = logging.getLogger(__name__)
+
+ExecStatus = pq.ExecStatus
+_OK: Final = frozenset({ExecStatus.TUPLES_OK, ExecStatus.COMMAND_OK, ExecStatus.EMPTY_QUERY})
+_BEGIN: Final = b"BEGIN"
+_BEGIN_READ_ONLY: Final = b"BEGIN READ ONLY"
+_COMMIT: Final = b"COMMIT"
+_ROLLBACK: Final = b"ROLLBACK"
+
+
+class DbUnavailable(Exception):
+    """No working connection to Postgres (it is down, restarting, or the pool is exhausted)."""
+
+
+class DbTimeout(Exception):
+    """A transaction took longer than the configured query timeout."""
+
+
+@final
+@attrs.frozen(kw_only=True)
+class DbError:
+    """Postgres refused a statement: the fields the server sent, untouched."""
+
+    sqlstate: str
+    message: str
+    detail: str | None = None
+    hint: str | None = None
+
+    @classmethod
+    def from_result(cls, res: pq.abc.PGresult) -> DbError:
+        """Read the error fields of a failed result."""
+
+        def field(code: pq.DiagnosticField) -> str | None:
+            value = res.error_field(code)
+            return value.decode("utf-8", "replace") if value is not None else None
+
+        return cls(
+            sqlstate=field(pq.DiagnosticField.SQLSTATE) or "XX000",
+            message=field(pq.DiagnosticField.MESSAGE_PRIMARY) or "unknown error",
+            detail=field(pq.DiagnosticField.MESSAGE_DETAIL),
+            hint=field(pq.DiagnosticField.MESSAGE_HINT),
+        )
+
+
+@final
+@attrs.frozen(kw_only=True)
+class DbResult:
+    """One statement's outcome: its rows as text values and its command tag."""
+
+    rows: tuple[tuple[bytes | None, ...], ...]
+    command: str
+
+    @classmethod
+    def from_result(cls, res: pq.abc.PGresult) -> DbResult:
+        """Copy the rows out of a successful result."""
+        ncols = res.nfields
+        rows = tuple(tuple(res.get_value(r, c) for c in range(ncols)) for r in range(res.ntuples))
+        tag = res.command_status
+        return cls(rows=rows, command=tag.decode() if tag else "")
+
+
+@final
+class Connection:
+    """One libpq connection in non-blocking pipeline mode, used by one task at a time."""
+
+    def __init__(self, pgconn: pq.abc.PGconn) -> None:
+        self._pg = pgconn
+        self.broken = False
+        self._closed = False
+        # True when the pool handed it out from its idle list rather than freshly connected.
+        self.reused = False
+
+    @classmethod
+    async def connect(cls, conninfo: str, *, timeout: float) -> Connection:  # noqa: ASYNC109 - the pool passes its configured connect timeout
+        """Open a connection; raise `DbUnavailable` if the server cannot be reached in time."""
+        pg = pq.PGconn.connect_start(conninfo.encode())
+        try:
+            with trio.fail_after(timeout):
+                while True:
+                    if pg.status == pq.ConnStatus.BAD:
+                        raise DbUnavailable(_pg_message(pg))
+                    state = pg.connect_poll()
+                    if state == pq.PollingStatus.OK:
+                        break
+                    if state == pq.PollingStatus.READING:
+                        await trio.lowlevel.wait_readable(pg.socket)
+                    elif state == pq.PollingStatus.WRITING:
+                        await trio.lowlevel.wait_writable(pg.socket)
+                    else:
+                        raise DbUnavailable(_pg_message(pg))
+        except trio.TooSlowError:
+            pg.finish()
+            raise DbUnavailable("timed out connecting to the database") from None
+        except BaseException:
+            pg.finish()
+            raise
+        pg.nonblocking = 1
+        pg.notice_handler = _ignore_notice
+        return cls(pg)
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self.broken = True
+        if not self._closed:
+            self._closed = True
+            self._pg.finish()
+
+    async def run(self, tx: Transaction) -> list[DbResult] | DbError:
+        """Run `tx` in one pipelined round trip; the statements' results, or the first error.
+
+        Raises:
+            DbUnavailable: the connection broke (it is marked broken).
+        """
+        queries: list[tuple[bytes, Sequence[bytes | None] | None]] = [
+            (_BEGIN_READ_ONLY if tx.read_only else _BEGIN, None)
+        ]
+        if tx.settings:
+            sql = "select " + ", ".join(
+                f"set_config(${2 * i + 1}, ${2 * i + 2}, true)" for i in range(len(tx.settings))
+            )
+            params: list[bytes | None] = []
+            for name, value in tx.settings:
+                params += [name.encode(), value.encode()]
+            queries.append((sql.encode(), params))
+        first = len(queries)
+        queries += [(st.sql.encode(), _encode_params(st)) for st in tx.statements]
+        queries.append((_ROLLBACK if tx.rollback else _COMMIT, None))
+        results = await self._pipeline(queries)
+        for res in results:
+            if res.status == ExecStatus.FATAL_ERROR:
+                error = DbError.from_result(res)
+                if self._pg.transaction_status != pq.TransactionStatus.IDLE:
+                    await self._pipeline([(_ROLLBACK, None)])
+                return error
+        return [DbResult.from_result(res) for res in results[first : first + len(tx.statements)]]
+
+    async def execute_script(self, sql: str) -> DbError | None:
+        """Run several `;`-separated statements with the simple query protocol (migrations)."""
+        pg = self._pg
+        try:
+            pg.send_query(sql.encode())
+            await self._flush()
+            error: DbError | None = None
+            while True:
+                await self._wait_result()
+                res = pg.get_result()
+                if res is None:
+                    return error
+                if res.status == ExecStatus.FATAL_ERROR and error is None:
+                    error = DbError.from_result(res)
+        except psycopg.Error as err:
+            self.broken = True
+            raise DbUnavailable(str(err)) from err
+
+    async def _pipeline(
+        self, queries: Sequence[tuple[bytes, Sequence[bytes | None] | None]]
+    ) -> list[pq.abc.PGresult]:
+        pg = self._pg
+        try:
+            pg.enter_pipeline_mode()
+            try:
+                for sql, params in queries:
+                    pg.send_query_params(sql, params)
+                pg.pipeline_sync()
+                await self._flush()
+                results: list[pq.abc.PGresult] = []
+                last: pq.abc.PGresult | None = None
+                while True:
+                    await self._wait_result()
+                    res = pg.get_result()
+                    if res is None:
+                        if last is not None:
+                            results.append(last)
+                            last = None
+                        continue
+                    if res.status == ExecStatus.PIPELINE_SYNC:
+                        break
+                    if res.status == ExecStatus.FATAL_ERROR and pg.status == pq.ConnStatus.BAD:
+                        raise DbUnavailable(_pg_message(pg))
+                    last = res
+            finally:
+                if pg.status == pq.ConnStatus.OK and pg.pipeline_status != pq.PipelineStatus.OFF:
+                    with contextlib.suppress(psycopg.Error):
+                        pg.exit_pipeline_mode()
+        except psycopg.Error as err:
+            self.broken = True
+            raise DbUnavailable(str(err)) from err
+        except BaseException:
+            # Cancelled or failed half-way: the connection's state is unknown.
+            self.broken = True
+            raise
+        return results
+
+    async def _flush(self) -> None:
+        while self._pg.flush() == 1:
+            await trio.lowlevel.wait_writable(self._pg.socket)
+
+    async def _wait_result(self) -> None:
+        pg = self._pg
+        while pg.is_busy():
+            await trio.lowlevel.wait_readable(pg.socket)
+            pg.consume_input()
+        if pg.status == pq.ConnStatus.BAD:
+            self.broken = True
+            raise DbUnavailable(_pg_message(pg))
+
+
+@final
+class Pool:
+    """At most `settings.pool_size` connections to one database, opened on demand."""
+
+    def __init__(self, conninfo: str, settings: DbSettings) -> None:
+        self._conninfo = conninfo
+        self._settings = settings
+        self._slots = trio.Semaphore(settings.pool_size)
+        self._idle: list[Connection] = []
+        self._closed = False
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """Borrow a connection; raise `DbUnavailable` if none can be had in time."""
+        if self._closed:
+            raise DbUnavailable("the pool is closed")
+        with trio.move_on_after(self._settings.acquire_timeout) as scope:
+            await self._slots.acquire()
+        if scope.cancelled_caught:
+            raise DbUnavailable("timed out waiting for a database connection")
+        try:
+            if self._idle:
+                conn = self._idle.pop()
+                conn.reused = True
+            else:
+                conn = await Connection.connect(
+                    self._conninfo, timeout=self._settings.connect_timeout
+                )
+            try:
+                yield conn
+            finally:
+                if conn.broken or self._closed:
+                    conn.close()
+                else:
+                    self._idle.append(conn)
+        finally:
+            self._slots.release()
+
+    async def run(self, tx: Transaction) -> list[DbResult] | DbError:
+        """Run `tx` on a pooled connection.
+
+        A connection that broke while idle (Postgres restarted) is replaced and the transaction
+        sent again once: it cannot have reached the new server.
+
+        Raises:
+            DbUnavailable: Postgres cannot be reached.
+            DbTimeout: it did not finish within the query timeout.
+        """
+        for attempt in (1, 2):
+            async with self.connection() as conn:
+                try:
+                    with trio.fail_after(self._settings.query_timeout):
+                        return await conn.run(tx)
+                except trio.TooSlowError:
+                    raise DbTimeout("the database did not answer in time") from None
+                except DbUnavailable:
+                    if attempt == 2 or not conn.reused:
+                        raise
+                    self._drop_idle()
+        raise AssertionError("unreachable")
+
+    async def execute_script(self, sql: str) -> DbError | None:
+        """Run a multi-statement script on a pooled connection (migrations)."""
+        async with self.connection() as conn:
+            return await conn.execute_script(sql)
+
+    async def ping(self) -> bool:
+        """True if the database answers `select 1` now."""
+        try:
+            result = await self.run(
+                Transaction(statements=(Statement("select 1"),), read_only=True)
+            )
+        except (DbUnavailable, DbTimeout):
+            return False
+        return not isinstance(result, DbError)
+
+    def close(self) -> None:
+        """Close idle connections; borrowed ones close when returned."""
+        self._closed = True
+        self._drop_idle()
+
+    def statistics(self) -> PoolStatistics:
+        """Counts for metrics and tests."""
+        return PoolStatistics(
+            size=self._settings.pool_size,
+            idle=len(self._idle),
+            borrowed=self._settings.pool_size - self._slots.value,
+        )
+
+    def _drop_idle(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+
+@final
+@attrs.frozen(kw_only=True)
+class PoolStatistics:
+    """A snapshot of a pool's use."""
+
+    size: int
+    idle: int
+    borrowed: int
+
+
+def _encode_params(st: Statement) -> list[bytes | None] | None:
+    if not st.params:
+        return None
+    return [p.encode() if p is not None else None for p in st.params]
+
+
+def _pg_message(pg: pq.abc.PGconn) -> str:
+    return pg.error_message.decode("utf-8", "replace").strip() or "connection failed"
+
+
+def _ignore_notice(res: pq.abc.PGresult) -> None:
+    """Server notices (for example ROLLBACK outside a transaction) are not errors."""

@@ -1,0 +1,115 @@
+"""`madbase serve`: database (embedded or external), migrations, the project, the HTTP server.
+
+Nursery layout: the root nursery runs the embedded Postgres (when used) and, inside, the HTTP
+server's nursery. A stop request closes the listeners and idle connections, gives requests in
+flight `shutdown_timeout` seconds, closes the pool, then stops Postgres with a fast shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import final
+
+import attrs
+import trio
+
+from madbase.config import Config
+from madbase.runtime.app import App
+from madbase.runtime.db import Pool
+from madbase.runtime.embedded import EmbeddedPostgres
+from madbase.runtime.http import HttpServer
+from madbase.runtime.migrate import migrate
+from madbase.runtime.secrets import ProjectSecrets
+
+__all__ = ["Project", "Ready", "database_url", "open_project", "run_server"]
+
+log = logging.getLogger(__name__)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Project:
+    """A running project: its application, secrets and database URL."""
+
+    app: App = attrs.field(eq=False)
+    secrets: ProjectSecrets = attrs.field(repr=False)
+    db_url: str = attrs.field(repr=False)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Ready:
+    """What a started server tells its caller."""
+
+    url: str
+    anon_key: str = attrs.field(repr=False)
+    service_role_key: str = attrs.field(repr=False)
+    db_url: str = attrs.field(repr=False)
+    app: App = attrs.field(repr=False, eq=False)
+
+
+def database_url(config: Config) -> str:
+    """The libpq URL of the project's database (embedded or configured)."""
+    if config.database_url is not None:
+        return config.database_url
+    return EmbeddedPostgres(config.data_dir, fsync=config.pg_fsync).url
+
+
+@contextlib.asynccontextmanager
+async def open_project(config: Config) -> AsyncIterator[Project]:
+    """Database (embedded or external), migrations and the `App`; all stopped on exit.
+
+    Used by `run_server` and by the ASGI entry point, so both serve the same application.
+    """
+    secrets_ = ProjectSecrets.load_or_create(config.data_dir, jwt_secret=config.jwt_secret)
+    async with trio.open_nursery() as root:
+        if config.database_url is None:
+            embedded = EmbeddedPostgres(config.data_dir, fsync=config.pg_fsync)
+            await root.start(embedded.run)
+            conninfo, db_url = embedded.conninfo, embedded.url
+        else:
+            conninfo = db_url = config.database_url
+        pool = Pool(conninfo, config.db)
+        try:
+            applied = await migrate(pool)
+            if applied:
+                log.info("applied migrations: %s", ", ".join(applied))
+            yield Project(app=App(secrets_, pool), secrets=secrets_, db_url=db_url)
+        finally:
+            pool.close()
+            root.cancel_scope.cancel()
+
+
+async def run_server(
+    config: Config,
+    *,
+    stop: trio.Event,
+    configure: Callable[[App], None] | None = None,
+    task_status: trio.TaskStatus[Ready] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run everything until `stop` is set, then shut down in order."""
+    async with open_project(config) as project:
+        app = project.app
+        if configure is not None:
+            configure(app)
+        server = HttpServer(app, config.http)
+        listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+        port = listeners[0].socket.getsockname()[1]
+        url = attrs.evolve(config, port=port).url
+        async with trio.open_nursery() as http:
+            await http.start(server.serve, listeners)
+            task_status.started(
+                Ready(
+                    url=url,
+                    anon_key=project.secrets.anon_key,
+                    service_role_key=project.secrets.service_role_key,
+                    db_url=project.db_url,
+                    app=app,
+                )
+            )
+            await stop.wait()
+            log.info("shutting down")
+            server.begin_shutdown()
+            http.cancel_scope.deadline = trio.current_time() + config.http.shutdown_timeout

@@ -1,0 +1,1 @@
+"""Bootstrap and migration SQL, shipped as package data (`migrations/NNNN_name.sql`)."""

@@ -1,0 +1,14 @@
+"""Hypothesis profiles for the protocol tests: `dev` (default) or `ci`, chosen by `HYPOTHESIS_PROFILE`.
+
+The example database is off: a failure Hypothesis finds stays in the tests as an explicit `@example`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("dev", max_examples=100, database=None)
+settings.register_profile("ci", max_examples=500, deadline=None, print_blob=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))

@@ -1,0 +1,183 @@
+"""Gateway errors rendered in each service's own error shape, as the official clients read them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from madbase.protocol.http import (
+    GatewayError,
+    InvalidApiKey,
+    MissingApiKey,
+    ProtocolError,
+    RouteNotFound,
+    Service,
+    render_error,
+)
+
+JSON = ("content-type", "application/json; charset=utf-8")
+
+
+@pytest.mark.parametrize(
+    ("err", "body"),
+    [
+        (
+            MissingApiKey(),
+            {
+                "code": "PGRST302",
+                "message": "No API key found in request",
+                "details": None,
+                "hint": "No `apikey` request header or url param was found.",
+            },
+        ),
+        (
+            InvalidApiKey(),
+            {
+                "code": "PGRST301",
+                "message": "Invalid API key",
+                "details": None,
+                "hint": "Double check your Supabase `anon` or `service_role` API key.",
+            },
+        ),
+        (
+            RouteNotFound("gone"),
+            {"code": "PGRST125", "message": "gone", "details": None, "hint": None},
+        ),
+    ],
+)
+def test_render_error_rest_shape(err: GatewayError, body: object) -> None:
+    response = render_error(Service.REST, err)
+    assert response.status == err.status
+    assert response.headers == (JSON,)
+    assert json.loads(response.body) == body
+
+
+@pytest.mark.parametrize(
+    ("err", "status", "code", "message"),
+    [
+        (MissingApiKey(), 401, "no_authorization", "No API key found in request"),
+        (InvalidApiKey(), 401, "bad_jwt", "Invalid API key"),
+        (RouteNotFound(), 404, "not_found", "Not found"),
+    ],
+)
+@pytest.mark.parametrize("version", [None, "2023-12-31", ""])
+def test_render_error_auth_legacy_shape(
+    err: GatewayError, status: int, code: str, message: str, version: str | None
+) -> None:
+    response = render_error(Service.AUTH, err, auth_api_version=version)
+    assert response.status == status
+    assert json.loads(response.body) == {"code": status, "error_code": code, "msg": message}
+    assert response.header("x-sb-error-code") == code
+    assert response.header("x-supabase-api-version") is None
+
+
+@pytest.mark.parametrize(
+    ("err", "status", "code", "message"),
+    [
+        (MissingApiKey(), 401, "no_authorization", "No API key found in request"),
+        (InvalidApiKey(), 401, "bad_jwt", "Invalid API key"),
+        (RouteNotFound(), 404, "not_found", "Not found"),
+    ],
+)
+@pytest.mark.parametrize("version", ["2024-01-01", "2025-06-30"])
+def test_render_error_auth_versioned_shape(
+    err: GatewayError, status: int, code: str, message: str, version: str
+) -> None:
+    response = render_error(Service.AUTH, err, auth_api_version=version)
+    assert response.status == status
+    assert json.loads(response.body) == {"code": code, "message": message}
+    assert response.headers == (
+        JSON,
+        ("x-sb-error-code", code),
+        ("x-supabase-api-version", "2024-01-01"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("err", "body"),
+    [
+        (
+            MissingApiKey(),
+            {
+                "statusCode": "401",
+                "error": "Unauthorized",
+                "message": "No API key found in request",
+            },
+        ),
+        (
+            InvalidApiKey(),
+            {"statusCode": "401", "error": "Unauthorized", "message": "Invalid API key"},
+        ),
+        (RouteNotFound(), {"statusCode": "404", "error": "not_found", "message": "Not found"}),
+    ],
+)
+def test_render_error_storage_shape(err: GatewayError, body: object) -> None:
+    response = render_error(Service.STORAGE, err)
+    assert response.status == err.status
+    assert json.loads(response.body) == body
+
+
+@pytest.mark.parametrize("err", [MissingApiKey(), InvalidApiKey(), RouteNotFound("nope")])
+def test_render_error_realtime_shape(err: GatewayError) -> None:
+    response = render_error(Service.REALTIME, err)
+    assert response.status == err.status
+    assert json.loads(response.body) == {"error": str(err)}
+
+
+@pytest.mark.parametrize(
+    ("err", "body"),
+    [
+        (
+            RouteNotFound("no Route matched with those values"),
+            {"message": "no Route matched with those values"},
+        ),
+        (
+            MissingApiKey(),
+            {
+                "message": "No API key found in request",
+                "hint": "No `apikey` request header or url param was found.",
+            },
+        ),
+    ],
+)
+def test_render_error_outside_services_is_gateway_message(err: GatewayError, body: object) -> None:
+    response = render_error(None, err)
+    assert response.status == err.status
+    assert json.loads(response.body) == body
+
+
+@pytest.mark.parametrize(
+    ("cls", "status"), [(MissingApiKey, 401), (InvalidApiKey, 401), (RouteNotFound, 404)]
+)
+def test_gateway_error_status_and_hierarchy(cls: type[GatewayError], status: int) -> None:
+    err = cls()
+    assert err.status == status
+    assert isinstance(err, GatewayError)
+    assert isinstance(err, ProtocolError)
+
+
+def test_gateway_error_detail_replaces_default_message() -> None:
+    assert str(RouteNotFound()) == "Not found"
+    assert RouteNotFound().detail is None
+    err = RouteNotFound("Route GET:/x not found")
+    assert str(err) == "Route GET:/x not found"
+    assert err.detail == "Route GET:/x not found"
+
+
+def test_protocol_error_defaults_to_bad_request() -> None:
+    assert ProtocolError.status == 400
+
+
+@pytest.mark.parametrize(
+    ("service", "value"),
+    [
+        (Service.REST, "rest"),
+        (Service.AUTH, "auth"),
+        (Service.STORAGE, "storage"),
+        (Service.REALTIME, "realtime"),
+    ],
+)
+def test_service_values_are_mount_names(service: Service, value: str) -> None:
+    assert service == value
+    assert Service(value) is service

@@ -1,0 +1,198 @@
+"""The trio executor over psycopg.pq: pipelined transactions, errors as values, pool, reconnects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import psycopg
+import pytest
+import trio
+
+from madbase.config import DbSettings
+from madbase.protocol.http import Request
+from madbase.protocol.sql import Statement, Transaction
+from madbase.runtime.app import App
+from madbase.runtime.db import DbError, DbTimeout, DbUnavailable, Pool
+from madbase.runtime.embedded import EmbeddedPostgres
+from madbase.runtime.migrate import migrate
+from madbase.runtime.secrets import ProjectSecrets
+
+pytestmark = pytest.mark.pg
+
+
+def tx(*sql: str | Statement, **kwargs: object) -> Transaction:
+    statements = tuple(s if isinstance(s, Statement) else Statement(s) for s in sql)
+    return Transaction(statements=statements, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_pool_runs_statements_with_settings_and_params(database: str) -> None:
+    pool = Pool(database, DbSettings())
+    result = await pool.run(
+        Transaction(
+            settings=(("request.jwt.claims", '{"sub":"u1"}'), ("request.method", "GET")),
+            statements=(
+                Statement(
+                    "select current_setting('request.jwt.claims'), current_setting('request.method'), $1::int + 1, $2::text is null",
+                    ("41", None),
+                ),
+                Statement("select generate_series(1, 3)"),
+            ),
+        )
+    )
+    assert not isinstance(result, DbError)
+    assert result[0].rows == ((b'{"sub":"u1"}', b"GET", b"42", b"t"),)
+    assert result[1].rows == ((b"1",), (b"2",), (b"3",))
+    assert result[1].command == "SELECT 3"
+    # settings are local to the transaction
+    after = await pool.run(tx("select current_setting('request.method', true)"))
+    assert not isinstance(after, DbError)
+    assert after[0].rows in (((None,),), ((b"",),))
+    pool.close()
+
+
+async def test_pool_switches_role_for_the_transaction_only(database: str) -> None:
+    pool = Pool(database, DbSettings())
+    await migrate(pool)
+    result = await pool.run(
+        Transaction(settings=(("role", "anon"),), statements=(Statement("select current_user"),))
+    )
+    assert not isinstance(result, DbError)
+    assert result[0].rows == ((b"anon",),)
+    result = await pool.run(tx("select current_user"))
+    assert not isinstance(result, DbError)
+    assert result[0].rows == ((b"postgres",),)
+    pool.close()
+
+
+async def test_pool_returns_errors_with_all_fields_and_writes_nothing(database: str) -> None:
+    pool = Pool(database, DbSettings(pool_size=1))
+    assert await pool.execute_script("create table t (id int primary key)") is None
+    failing = """
+        do $$ begin
+          raise exception 'custom failure' using errcode = 'P0001', detail = 'the detail', hint = 'the hint';
+        end $$
+    """
+    result = await pool.run(tx("insert into t values (1)", failing))
+    assert result == DbError(
+        sqlstate="P0001", message="custom failure", detail="the detail", hint="the hint"
+    )
+    # the insert before the failure was rolled back, and the same connection works again
+    count = await pool.run(tx("select count(*) from t"))
+    assert not isinstance(count, DbError)
+    assert count[0].rows == ((b"0",),)
+    duplicate = await pool.run(tx("insert into t values (2)", "insert into t values (2)"))
+    assert isinstance(duplicate, DbError)
+    assert duplicate.sqlstate == "23505"
+    assert duplicate.detail == "Key (id)=(2) already exists."
+    pool.close()
+
+
+async def test_pool_rollback_flag_discards_writes(database: str) -> None:
+    pool = Pool(database, DbSettings())
+    await pool.execute_script("create table t (id int)")
+    result = await pool.run(tx("insert into t values (1) returning id", rollback=True))
+    assert not isinstance(result, DbError)
+    assert result[0].rows == ((b"1",),)
+    count = await pool.run(tx("select count(*) from t"))
+    assert not isinstance(count, DbError)
+    assert count[0].rows == ((b"0",),)
+    pool.close()
+
+
+async def test_pool_read_only_transaction_refuses_writes(database: str) -> None:
+    pool = Pool(database, DbSettings())
+    await pool.execute_script("create table t (id int)")
+    result = await pool.run(tx("insert into t values (1)", read_only=True))
+    assert isinstance(result, DbError)
+    assert result.sqlstate == "25006"
+    pool.close()
+
+
+async def test_pool_never_exceeds_its_size(database: str) -> None:
+    pool = Pool(database, DbSettings(pool_size=2))
+    peak = 0
+
+    async def one() -> None:
+        nonlocal peak
+        async with pool.connection():
+            peak = max(peak, pool.statistics().borrowed)
+            await trio.sleep(0.01)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(8):
+            nursery.start_soon(one)
+    assert peak == 2
+    assert pool.statistics().idle == 2
+    with psycopg.connect(database) as conn:
+        row = conn.execute(
+            "select count(*) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
+        ).fetchone()
+    assert row is not None
+    assert row[0] == 2
+    pool.close()
+
+
+async def test_pool_times_out_a_slow_transaction_and_recovers(database: str) -> None:
+    pool = Pool(database, DbSettings(pool_size=1, query_timeout=0.2))
+    with pytest.raises(DbTimeout):
+        await pool.run(tx("select pg_sleep(5)"))
+    result = await pool.run(tx("select 1"))
+    assert not isinstance(result, DbError)
+    assert result[0].rows == ((b"1",),)
+    pool.close()
+
+
+async def test_pool_waiting_for_a_connection_times_out(database: str) -> None:
+    pool = Pool(database, DbSettings(pool_size=1, acquire_timeout=0.1))
+    async with pool.connection():
+        with pytest.raises(DbUnavailable):
+            await pool.run(tx("select 1"))
+    pool.close()
+
+
+async def test_pool_unreachable_database_is_unavailable(tmp_path: Path) -> None:
+    pool = Pool(f"host={tmp_path} port=5432 user=postgres dbname=x", DbSettings(connect_timeout=1))
+    with pytest.raises(DbUnavailable):
+        await pool.run(tx("select 1"))
+    assert await pool.ping() is False
+    pool.close()
+
+
+async def test_health_follows_a_postgres_restart(tmp_path: Path) -> None:
+    pg = EmbeddedPostgres(tmp_path / "data", fsync=False)
+    settings = DbSettings(connect_timeout=1, acquire_timeout=2)
+    pool = Pool(pg.conninfo, settings)
+    app = App(ProjectSecrets.load_or_create(tmp_path), pool)
+    health = Request(method="GET", target="/health")
+
+    async with trio.open_nursery() as nursery:
+        scope = trio.CancelScope()
+
+        async def run_pg(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            with scope:
+                await pg.run(task_status=task_status)
+
+        await nursery.start(run_pg)
+        assert (await app.handle(health)).status == 200
+        await pool.execute_script("create table kept (v text); insert into kept values ('before')")
+        scope.cancel()  # stop Postgres (fast shutdown)
+        await trio.sleep(0.1)
+        down = await app.handle(health)
+        assert down.status == 503
+        assert b"unreachable" in down.body
+
+        scope = trio.CancelScope()
+        await nursery.start(run_pg)
+        # the idle connection from before the restart is dead: the pool replaces it
+        assert (await app.handle(health)).status == 200
+        rows = await pool.run(tx("select v from kept"))
+        assert not isinstance(rows, DbError)
+        assert rows[0].rows == ((b"before",),)
+        scope.cancel()
+    pool.close()
+
+
+async def test_settings_are_frozen() -> None:
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        DbSettings().pool_size = 3  # type: ignore[misc]

@@ -1,0 +1,377 @@
+"""The trio + h11 server: framing, keep-alive, pipelining, limits, timeouts, shutdown, websockets."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+import trio
+import trio.testing
+import trio_websocket
+
+from madbase.config import HttpSettings
+from madbase.protocol.http import Request, Response, json_response
+from madbase.runtime.http import HttpServer, WebSocket
+
+
+class EchoApp:
+    """Answers with the request it saw; `/slow` waits; `/boom` is a bug of ours."""
+
+    def __init__(self) -> None:
+        self.seen: list[Request] = []
+        self.accept_websockets = True
+
+    async def handle(self, request: Request) -> Response:
+        self.seen.append(request)
+        if request.path == "/slow":
+            await trio.sleep(1)
+        return json_response(
+            200,
+            {"method": request.method, "target": request.target, "body": request.body.decode()},
+            (("x-test", "1"),),
+        )
+
+    async def websocket_check(self, request: Request) -> Response | None:
+        if not self.accept_websockets:
+            return json_response(401, {"error": "API key is missing"})
+        return None
+
+    async def websocket(self, request: Request, ws: WebSocket) -> None:
+        while True:
+            try:
+                message = await ws.get_message()
+            except trio_websocket.ConnectionClosed:
+                return
+            await ws.send_message(f"echo {request.path}: {message}")
+
+
+SETTINGS = HttpSettings(
+    max_head_bytes=8 * 1024,
+    max_request_line_bytes=4 * 1024,
+    max_body_bytes=1024,
+    read_timeout=5.0,
+    keepalive_timeout=10.0,
+    shutdown_timeout=5.0,
+)
+
+
+@attrs.frozen
+class Reply:
+    status_code: int
+    reason: bytes
+    headers: list[tuple[bytes, bytes]]
+
+
+class Client:
+    """A raw HTTP/1.1 client over a stream; our server always frames bodies with Content-Length."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self.buffer = b""
+
+    async def send_raw(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    async def _fill(self) -> None:
+        data = await self.stream.receive_some(65536)
+        if not data:
+            raise EOFError("connection closed")
+        self.buffer += data
+
+    async def response(self, *, head: bool = False) -> tuple[Reply, bytes]:
+        while b"\r\n\r\n" not in self.buffer:
+            await self._fill()
+        raw_head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        status_line, *lines = raw_head.split(b"\r\n")
+        version, code, reason = status_line.split(b" ", 2)
+        assert version == b"HTTP/1.1"
+        headers = [tuple(x.strip() for x in line.split(b":", 1)) for line in lines]
+        reply = Reply(int(code), reason, [(k.lower(), v) for k, v in headers])
+        length = 0 if head else int(header(reply, b"content-length") or 0)
+        while len(self.buffer) < length:
+            await self._fill()
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return reply, body
+
+    async def closed(self) -> bool:
+        """True if the server closed the connection (reads EOF)."""
+        with trio.move_on_after(30):
+            return await self.stream.receive_some(1) == b""
+        return False
+
+
+def header(response: Reply, name: bytes) -> bytes | None:
+    for key, value in response.headers:
+        if key == name:
+            return value
+    return None
+
+
+async def serve(
+    nursery: trio.Nursery, app: EchoApp, settings: HttpSettings = SETTINGS
+) -> tuple[HttpServer, Client]:
+    server = HttpServer(app, settings)
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    nursery.start_soon(server.serve_stream, server_stream, "127.0.0.1")
+    return server, Client(client_stream)
+
+
+def get(target: str, *extra: str) -> bytes:
+    lines = [f"GET {target} HTTP/1.1", "Host: test", *extra]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def test_http_answers_with_framing_headers() -> None:
+    app = EchoApp()
+    async with trio.open_nursery() as nursery:
+        _, client = await serve(nursery, app)
+        await client.send_raw(get("/a?b=c%20d", "X-Thing: Value"))
+        response, body = await client.response()
+        assert response.status_code == 200
+        assert response.reason == b"OK"
+        assert header(response, b"content-length") == str(len(body)).encode()
+        assert header(response, b"date") is not None
+        assert header(response, b"x-test") == b"1"
+        assert b'"target":"/a?b=c%20d"' in body
+        assert app.seen[0].header("x-thing") == "Value"
+        assert app.seen[0].client == "127.0.0.1"
+        nursery.cancel_scope.cancel()
+
+
+async def test_http_keeps_connection_alive_between_requests() -> None:
+    app = EchoApp()
+    async with trio.open_nursery() as nursery:
+        _, client = await serve(nursery, app)
+        for i in range(3):
+            await client.send_raw(
+                f"POST /p{i} HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nh{i}".encode()
+            )
+            response, body = await client.response()
+            assert response.status_code == 200
+            assert f'"body":"h{i}"'.encode() in body
+            assert header(response, b"connection") is None
+        assert [r.path for r in app.seen] == ["/p0", "/p1", "/p2"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_http_answers_pipelined_requests_in_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    app = EchoApp()
+    async with trio.open_nursery() as nursery:
+        _, client = await serve(nursery, app)
+        await client.send_raw(get("/slow") + get("/fast") + get("/third"))
+        targets = []
+        for _ in range(3):
+            _, body = await client.response()
+            targets.append(body.split(b'"target":"')[1].split(b'"')[0])
+        assert targets == [b"/slow", b"/fast", b"/third"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_http_reads_chunked_bodies() -> None:
+    app = EchoApp()
+    async with trio.open_nursery() as nursery:
+        _, client = await serve(nursery, app)
+        await client.send_raw(
+            b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+        )
+        _, body = await client.response()
+        assert b'"body":"abcde"' in body
+        nursery.cancel_scope.cancel()
+
+
+async def test_http_head_has_length_but_no_body() -> None:
+    app = EchoApp()
+    async with trio.open_nursery() as nursery:
+        _, client = await serve(nursery, app)
+        await client.send_raw(b"HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n" + get("/after"))
+        response, body = await client.response(head=True)
+        assert response.status_code == 200
+        assert body == b""
+        assert int(header(response, b"content-length") or 0) > 0
+        response, body = await client.response()
+        assert b"/after" in body
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        pytest.param(b"NOT HTTP AT ALL\r\n\r\n", 400, id="garbage"),
+        pytest.param(
+            b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n", 400, id="header-without-colon"
+        ),
+        pytest.param(
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n", 400, id="bad-length"
+        ),
+        pytest.param(
+            b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414, id="long-target"
+        ),
+        pytest.param(b"GET /" + b"a" * 9000, 414, id="long-line-unfinished"),
+        pytest.param(
+            b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X-Big: " + b"b" * 9000 + b"\r\n\r\n",
+            431,
+            id="big-headers",
+        ),
+        pytest.param(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n",
+            413,
+            id="declared-body-too-large",
+        ),
+        pytest.param(
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"400\r\n"
+            + b"x" * 1024
+            + b"\r\n"
+            + b"10\r\n"
+            + b"y" * 16
+            + b"\r\n0\r\n\r\n",
+            413,
+            id="chunked-body-too-large",
+        ),
+    ],
+)
+async def test_http_refuses_bad_requests_and_closes(raw: bytes, status: int) -> None:
+    app = EchoApp()
+    async with trio.open_nursery() as nursery:
+        _, client = await serve(nursery, app)
+        await client.send_raw(raw)
+        response, body = await client.response()
+        assert response.status_code == status
+        assert body.startswith(b'{"message":')
+        assert header(response, b"connection") == b"close"
+        assert await client.closed()
+        assert app.seen == []
+
+
+async def test_http_times_out_a_slow_request(autojump_clock: trio.testing.MockClock) -> None:
+    app = EchoApp()
+    async with trio.open_nursery() as nursery:
+        _, client = await serve(nursery, app)
+        await client.send_raw(b"GET / HTTP/1.1\r\nHost: a\r\n")  # never finishes the head
+        response, _ = await client.response()
+        assert response.status_code == 408
+        assert trio.current_time() >= SETTINGS.read_timeout
+        assert await client.closed()
+
+
+async def test_http_closes_idle_keepalive_connection_silently(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    app = EchoApp()
+    async with trio.open_nursery() as nursery:
+        _, client = await serve(nursery, app)
+        await client.send_raw(get("/one"))
+        await client.response()
+        started = trio.current_time()
+        assert await client.stream.receive_some(1) == b""
+        assert trio.current_time() - started >= SETTINGS.keepalive_timeout
+
+
+async def test_http_peer_closing_is_not_an_error() -> None:
+    app = EchoApp()
+    async with trio.open_nursery() as nursery:
+        server, client = await serve(nursery, app)
+        await client.send_raw(b"GET / HTTP/1.1\r\nHo")
+        await client.stream.aclose()
+    assert server.connections == 0
+    assert app.seen == []
+
+
+async def test_http_shutdown_finishes_in_flight_request_and_closes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    app = EchoApp()
+    async with trio.open_nursery() as nursery:
+        server, busy = await serve(nursery, app)
+        idle_stream, idle_server_stream = trio.testing.memory_stream_pair()
+        nursery.start_soon(server.serve_stream, idle_server_stream, None)
+        await busy.send_raw(get("/slow"))
+        await trio.sleep(0.1)  # the request is in flight
+        server.begin_shutdown()
+        response, body = await busy.response()
+        assert response.status_code == 200
+        assert b"/slow" in body
+        assert header(response, b"connection") == b"close"
+        assert await busy.closed()
+        assert await idle_stream.receive_some(1) == b""  # idle connection closed at once
+    assert server.connections == 0
+
+
+async def test_http_serves_tcp_and_stops_accepting_on_shutdown() -> None:
+    app = EchoApp()
+    server = HttpServer(app, SETTINGS)
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve, listeners)
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        client = Client(stream)
+        await client.send_raw(get("/tcp"))
+        response, _ = await client.response()
+        assert response.status_code == 200
+        server.begin_shutdown()
+        assert await client.closed()
+        await stream.aclose()
+    with pytest.raises(OSError, match="connect"):
+        await trio.open_tcp_stream("127.0.0.1", port)
+
+
+async def test_http_upgrades_to_websocket_and_echoes() -> None:
+    app = EchoApp()
+    server = HttpServer(app, SETTINGS)
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve, listeners)
+        async with trio_websocket.open_websocket(
+            "127.0.0.1", port, "/realtime/v1/websocket?vsn=1.0.0", use_ssl=False
+        ) as ws:
+            await ws.send_message("hello")
+            assert await ws.get_message() == "echo /realtime/v1/websocket: hello"
+            await ws.send_message(b"bytes")
+            assert await ws.get_message() == "echo /realtime/v1/websocket: b'bytes'"
+        server.begin_shutdown()
+
+
+async def test_http_websocket_refusal_is_a_plain_response() -> None:
+    app = EchoApp()
+    app.accept_websockets = False
+    async with trio.open_nursery() as nursery:
+        _, client = await serve(nursery, app)
+        await client.send_raw(
+            get(
+                "/realtime/v1/websocket",
+                "Upgrade: websocket",
+                "Connection: Upgrade",
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                "Sec-WebSocket-Version: 13",
+            )
+        )
+        response, body = await client.response()
+        assert response.status_code == 401
+        assert body == b'{"error":"API key is missing"}'
+        assert await client.closed()
+
+
+async def test_http_limits_concurrent_connections() -> None:
+    app = EchoApp()
+    server = HttpServer(app, attrs.evolve(SETTINGS, max_connections=1))
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve, listeners)
+        first = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        await first.send_raw(get("/first"))
+        await first.response()
+        second = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        await second.send_raw(get("/second"))
+        with trio.move_on_after(0.3) as waited:
+            await second.response()
+        assert waited.cancelled_caught  # not served while the first holds the only slot
+        await first.stream.aclose()
+        response, _ = await second.response()
+        assert response.status_code == 200
+        await second.stream.aclose()
+        server.begin_shutdown()

@@ -1,0 +1,366 @@
+"""Configuration: precedence of flags, environment, `.env` and defaults; validation; `.env` parsing."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from madbase.config import (
+    Config,
+    ConfigError,
+    DbSettings,
+    HttpSettings,
+    add_flags,
+    parse_dotenv,
+    setting_names,
+)
+
+SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
+
+
+def env_name(setting: str) -> str:
+    return "MADBASE_" + setting.upper()
+
+
+def flag_name(setting: str) -> str:
+    return "--" + setting.replace("_", "-")
+
+
+# --- precedence -----------------------------------------------------------------------------
+
+
+def test_from_sources_empty_gives_defaults() -> None:
+    config = Config.from_sources({}, {}, {})
+    assert config == Config()
+    assert config.port == 8000
+    assert config.host == "127.0.0.1"
+    assert config.data_dir == Path(".madbase")
+    assert config.database_url is None
+    assert config.jwt_secret is None
+    assert config.http == HttpSettings()
+    assert config.db == DbSettings()
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "dotenv", "port"),
+    [
+        ({"port": "1"}, {"MADBASE_PORT": "2"}, {"MADBASE_PORT": "3"}, 1),
+        ({}, {"MADBASE_PORT": "2"}, {"MADBASE_PORT": "3"}, 2),
+        ({"port": None}, {"MADBASE_PORT": "2"}, {"MADBASE_PORT": "3"}, 2),
+        ({}, {}, {"MADBASE_PORT": "3"}, 3),
+        ({"port": "1"}, {}, {"MADBASE_PORT": "3"}, 1),
+        ({"port": None}, {}, {}, 8000),
+    ],
+)
+def test_from_sources_precedence_flags_env_dotenv_default(
+    flags: dict[str, str | None], environ: dict[str, str], dotenv: dict[str, str], port: int
+) -> None:
+    assert Config.from_sources(environ, dotenv, flags).port == port
+
+
+def test_from_sources_mixes_sources_per_setting() -> None:
+    config = Config.from_sources(
+        {"MADBASE_HOST": "0.0.0.0", "MADBASE_DB_POOL_SIZE": "8"},
+        {"MADBASE_PORT": "9000", "MADBASE_HOST": "ignored", "MADBASE_LOG_LEVEL": "debug"},
+        {"http_read_timeout": "5", "command": "serve", "env_file": ".env"},
+    )
+    assert config.host == "0.0.0.0"
+    assert config.port == 9000
+    assert config.log_level == "debug"
+    assert config.db.pool_size == 8
+    assert config.http.read_timeout == 5.0
+    # Untouched settings keep their defaults.
+    assert config.http.keepalive_timeout == HttpSettings().keepalive_timeout
+    assert config.db.query_timeout == DbSettings().query_timeout
+
+
+def test_from_sources_never_parses_shadowed_values() -> None:
+    config = Config.from_sources(
+        {"MADBASE_PORT": "not a port"}, {"MADBASE_PORT": "nor this"}, {"port": "81"}
+    )
+    assert config.port == 81
+
+
+def test_from_sources_ignores_unprefixed_environment() -> None:
+    assert Config.from_sources({"PORT": "1", "port": "2"}, {"PORT": "3"}, {}).port == 8000
+
+
+# --- parsed values --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "raw", "read"),
+    [
+        ("data_dir", " /var/lib/madbase ", lambda c: c.data_dir == Path("/var/lib/madbase")),
+        ("host", " 0.0.0.0 ", lambda c: c.host == "0.0.0.0"),
+        ("port", " 0 ", lambda c: c.port == 0),
+        ("port", "65535", lambda c: c.port == 65535),
+        (
+            "database_url",
+            "postgresql://u:p@h/db",
+            lambda c: c.database_url == "postgresql://u:p@h/db",
+        ),
+        ("database_url", "postgres://h/db", lambda c: c.database_url == "postgres://h/db"),
+        ("database_url", "host=/tmp dbname=x", lambda c: c.database_url == "host=/tmp dbname=x"),
+        ("jwt_secret", SECRET, lambda c: c.jwt_secret == SECRET),
+        ("jwt_secret", " " * 32, lambda c: c.jwt_secret == " " * 32),  # secrets are taken verbatim
+        (
+            "public_url",
+            "https://api.example.com/",
+            lambda c: c.public_url == "https://api.example.com/",
+        ),
+        ("log_level", " DEBUG ", lambda c: c.log_level == "debug"),
+        ("log_level", "Warning", lambda c: c.log_level == "warning"),
+        ("pg_fsync", "off", lambda c: c.pg_fsync is False),
+        ("pg_fsync", " TRUE ", lambda c: c.pg_fsync is True),
+        ("pg_fsync", "0", lambda c: c.pg_fsync is False),
+        ("pg_fsync", "yes", lambda c: c.pg_fsync is True),
+        ("http_max_head_bytes", "1024", lambda c: c.http.max_head_bytes == 1024),
+        ("http_max_head_bytes", "1048576", lambda c: c.http.max_head_bytes == 1048576),
+        ("http_max_body_bytes", "1_000_000", lambda c: c.http.max_body_bytes == 1_000_000),
+        ("http_read_timeout", "0.5", lambda c: c.http.read_timeout == 0.5),
+        ("http_keepalive_timeout", "86400", lambda c: c.http.keepalive_timeout == 86400.0),
+        ("http_shutdown_timeout", "1e1", lambda c: c.http.shutdown_timeout == 10.0),
+        ("http_max_connections", "1", lambda c: c.http.max_connections == 1),
+        ("db_pool_size", "1000", lambda c: c.db.pool_size == 1000),
+        ("db_connect_timeout", "2", lambda c: c.db.connect_timeout == 2.0),
+        ("db_acquire_timeout", "0.001", lambda c: c.db.acquire_timeout == 0.001),
+        ("db_query_timeout", "120", lambda c: c.db.query_timeout == 120.0),
+    ],
+)
+@pytest.mark.parametrize("source", ["flag", "env", "dotenv"])
+def test_from_sources_parses_each_setting(
+    setting: str, raw: str, read: object, source: str
+) -> None:
+    flags = {setting: raw} if source == "flag" else {}
+    environ = {env_name(setting): raw} if source == "env" else {}
+    dotenv = {env_name(setting): raw} if source == "dotenv" else {}
+    config = Config.from_sources(environ, dotenv, flags)
+    assert read(config)  # type: ignore[operator]
+
+
+BAD_VALUES = [
+    ("data_dir", ""),
+    ("data_dir", "   "),
+    ("host", ""),
+    ("port", "http"),
+    ("port", "80.5"),
+    ("port", "-1"),
+    ("port", "65536"),
+    ("port", ""),
+    ("database_url", "mysql://localhost/db"),
+    ("database_url", ""),
+    ("jwt_secret", "too-short"),
+    ("jwt_secret", "x" * 31),
+    ("public_url", " "),
+    ("log_level", "verbose"),
+    ("log_level", ""),
+    ("pg_fsync", "maybe"),
+    ("pg_fsync", ""),
+    ("http_max_head_bytes", "1023"),
+    ("http_max_head_bytes", "1048577"),
+    ("http_max_body_bytes", "1023"),
+    ("http_max_body_bytes", "1e6"),
+    ("http_read_timeout", "0"),
+    ("http_read_timeout", "-5"),
+    ("http_read_timeout", "nan"),
+    ("http_read_timeout", "inf"),
+    ("http_keepalive_timeout", "86401"),
+    ("http_keepalive_timeout", "soon"),
+    ("http_shutdown_timeout", ""),
+    ("http_max_connections", "0"),
+    ("http_max_connections", "1000001"),
+    ("db_pool_size", "0"),
+    ("db_pool_size", "1001"),
+    ("db_pool_size", "four"),
+    ("db_connect_timeout", "0"),
+    ("db_acquire_timeout", "-inf"),
+    ("db_query_timeout", "1 minute"),
+]
+
+
+def test_bad_values_cover_every_setting() -> None:
+    assert {setting for setting, _ in BAD_VALUES} == set(setting_names())
+
+
+@pytest.mark.parametrize(("setting", "raw"), BAD_VALUES)
+@pytest.mark.parametrize("source", ["flag", "env", "dotenv"])
+def test_from_sources_bad_value_names_setting(setting: str, raw: str, source: str) -> None:
+    flags = {setting: raw} if source == "flag" else {}
+    environ = {env_name(setting): raw} if source == "env" else {}
+    dotenv = {env_name(setting): raw} if source == "dotenv" else {}
+    where = {
+        "flag": flag_name(setting),
+        "env": env_name(setting),
+        "dotenv": f"{env_name(setting)} (in .env)",
+    }[source]
+    with pytest.raises(ConfigError) as info:
+        Config.from_sources(environ, dotenv, flags)
+    message = str(info.value)
+    assert message.startswith(f"{where}: ")
+    assert len(message) > len(where) + 2  # says what is wrong, too
+    assert "\n" not in message  # the CLI prints one line
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ({"flags": {"port": "x"}}, "--port: expected a whole number from 0 to 65535, got 'x'"),
+        (
+            {"environ": {"MADBASE_PORT": "70000"}},
+            "MADBASE_PORT: expected a whole number from 0 to 65535, got 70000",
+        ),
+        (
+            {"dotenv": {"MADBASE_PORT": "x"}},
+            "MADBASE_PORT (in .env): expected a whole number from 0 to 65535, got 'x'",
+        ),
+        ({"flags": {"jwt_secret": "short"}}, "--jwt-secret: must be at least 32 characters long"),
+        (
+            {"flags": {"http_read_timeout": "0"}},
+            "--http-read-timeout: expected seconds between 0 and 86400, got '0'",
+        ),
+        (
+            {"environ": {"MADBASE_PG_FSYNC": "maybe"}},
+            "MADBASE_PG_FSYNC: expected true or false, got 'maybe'",
+        ),
+        ({"environ": {"MADBASE_HOST": " "}}, "MADBASE_HOST: must not be empty"),
+    ],
+)
+def test_config_error_messages(source: dict[str, dict[str, str]], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.from_sources(
+            source.get("environ", {}), source.get("dotenv", {}), source.get("flags", {})
+        )
+    assert str(info.value) == message
+
+
+def test_config_error_secret_value_not_echoed() -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.from_sources({"MADBASE_JWT_SECRET": "hunter2"}, {}, {})
+    assert "hunter2" not in str(info.value)
+
+
+def test_config_error_names_first_bad_setting() -> None:
+    with pytest.raises(ConfigError, match=r"^MADBASE_PORT: "):
+        Config.from_sources({"MADBASE_PORT": "x", "MADBASE_DB_POOL_SIZE": "0"}, {}, {})
+
+
+def test_config_error_is_value_error() -> None:
+    assert issubclass(ConfigError, ValueError)
+
+
+# --- Config values --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "url"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"host": "0.0.0.0", "port": 9000}, "http://127.0.0.1:9000"),
+        ({"host": "::"}, "http://127.0.0.1:8000"),
+        ({"host": ""}, "http://127.0.0.1:8000"),
+        ({"host": "::1"}, "http://[::1]:8000"),
+        ({"host": "example.test", "port": 80}, "http://example.test:80"),
+        ({"public_url": "https://api.example.com/"}, "https://api.example.com"),
+        ({"public_url": "https://x.test/base//", "host": "0.0.0.0"}, "https://x.test/base"),
+        ({"public_url": ""}, "http://127.0.0.1:8000"),
+    ],
+)
+def test_config_url(kwargs: dict[str, object], url: str) -> None:
+    assert Config(**kwargs).url == url  # type: ignore[arg-type]
+
+
+def test_config_repr_hides_secrets() -> None:
+    config = Config(database_url="postgresql://u:hunter2@h/db", jwt_secret=SECRET)
+    assert "hunter2" not in repr(config)
+    assert SECRET not in repr(config)
+
+
+def test_add_flags_defines_one_flag_per_setting() -> None:
+    parser = argparse.ArgumentParser()
+    add_flags(parser)
+    defaults = vars(parser.parse_args([]))
+    assert defaults == dict.fromkeys(setting_names())
+    flags = vars(
+        parser.parse_args(["--port", "9001", "--http-read-timeout", "3", "--pg-fsync", "off"])
+    )
+    config = Config.from_sources({}, {}, flags)
+    assert (config.port, config.http.read_timeout, config.pg_fsync) == (9001, 3.0, False)
+
+
+# --- .env -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", {}),
+        ("\n\n   \n", {}),
+        ("# only a comment\n", {}),
+        ("   # indented comment\nA=1", {"A": "1"}),
+        ("A=1\nB=2\n", {"A": "1", "B": "2"}),
+        ("A=1\r\nB=2\r\n", {"A": "1", "B": "2"}),
+        ("export A=1", {"A": "1"}),
+        ("export   A = 1 ", {"A": "1"}),
+        ("A = spaced value ", {"A": "spaced value"}),
+        ("A=", {"A": ""}),
+        ("A=a=b=c", {"A": "a=b=c"}),
+        ('A="double quoted"', {"A": "double quoted"}),
+        ("A='single quoted'", {"A": "single quoted"}),
+        ('A=""', {"A": ""}),
+        ('A="', {"A": '"'}),
+        ("A='unterminated", {"A": "'unterminated"}),
+        ("A=\"mixed'", {"A": "\"mixed'"}),
+        ('A="  keep inner spaces  "', {"A": "  keep inner spaces  "}),
+        ("A=value # trailing comment", {"A": "value"}),
+        ("A=value#not-a-comment", {"A": "value#not-a-comment"}),
+        ('A="quoted # not a comment"', {"A": "quoted # not a comment"}),
+        ('A="0.0.0.0" # bind all interfaces', {"A": "0.0.0.0"}),
+        ("A='x'   # comment", {"A": "x"}),
+        ('A="x"# comment', {"A": "x"}),
+        ('A="a # b" # c', {"A": "a # b"}),
+        ('A="a" # say "b"', {"A": "a"}),
+        ("no equals sign here", {}),
+        ("A=1\nA=2", {"A": "2"}),
+        ("MADBASE_JWT_SECRET=abc#def==", {"MADBASE_JWT_SECRET": "abc#def=="}),
+    ],
+)
+def test_parse_dotenv(text: str, expected: dict[str, str]) -> None:
+    assert parse_dotenv(text) == expected
+
+
+def test_parse_dotenv_feeds_from_sources() -> None:
+    dotenv = parse_dotenv('# local\nexport MADBASE_PORT=9000\nMADBASE_HOST="0.0.0.0" # all\n')
+    config = Config.from_sources({}, dotenv, {})
+    assert (config.host, config.port) == ("0.0.0.0", 9000)
+
+
+@given(st.text())
+@example('A="')
+@example("=")
+@example("export =")
+def test_parse_dotenv_accepts_any_text(text: str) -> None:
+    parsed = parse_dotenv(text)
+    for key, value in parsed.items():
+        assert key == key.strip()
+        assert "=" not in key
+        assert "\n" not in key + value
+
+
+_plain = st.text(
+    alphabet=st.characters(codec="ascii", categories=("L", "N"), include_characters="_-./:"),
+    min_size=1,
+    max_size=20,
+)
+
+
+@given(st.dictionaries(_plain.filter(lambda k: k != "export"), _plain, max_size=5), st.booleans())
+def test_parse_dotenv_reads_plain_assignments(values: dict[str, str], quote: bool) -> None:
+    text = "\n".join(f'{k}="{v}"' if quote else f"{k}={v}" for k, v in values.items())
+    assert parse_dotenv(text) == values

@@ -1,0 +1,80 @@
+"""Pin the public API of each protocol package: the runtime imports only what `__all__` lists."""
+
+from __future__ import annotations
+
+import importlib
+import types
+
+import pytest
+
+EXPECTED = {
+    "madbase.protocol.http": {
+        "Dispatch",
+        "GatewayError",
+        "Headers",
+        "Health",
+        "InvalidApiKey",
+        "JsonValue",
+        "MissingApiKey",
+        "ProtocolError",
+        "Request",
+        "Response",
+        "RouteNotFound",
+        "Service",
+        "admit",
+        "finish",
+        "health_response",
+        "json_response",
+        "not_found",
+        "pick_request_id",
+        "render_error",
+    },
+    "madbase.protocol.auth": {
+        "API_KEY_ROLES",
+        "ApiKeyClaims",
+        "ApiKeyError",
+        "mint_api_key",
+        "verify_api_key",
+    },
+}
+
+
+def _module(name: str) -> types.ModuleType:
+    return importlib.import_module(name)
+
+
+@pytest.mark.parametrize(("name", "expected"), sorted(EXPECTED.items()))
+def test_exports_all_is_pinned(name: str, expected: set[str]) -> None:
+    exported = _module(name).__all__
+    assert set(exported) == expected
+    assert len(exported) == len(set(exported))  # no name listed twice
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_exports_every_name_exists(name: str) -> None:
+    module = _module(name)
+    missing = [attr for attr in module.__all__ if not hasattr(module, attr)]
+    assert missing == []
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_exports_star_import_gives_exactly_all(name: str) -> None:
+    namespace: dict[str, object] = {}
+    exec(f"from {name} import *", namespace)
+    assert set(namespace) - {"__builtins__"} == EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_exports_public_classes_and_functions_are_listed(name: str) -> None:
+    # A public class or function defined in the package but not exported is an API gap.
+    module = _module(name)
+    prefix = name + "."
+    unlisted = [
+        attr
+        for attr, value in vars(module).items()
+        if not attr.startswith("_")
+        and isinstance(value, type | types.FunctionType)
+        and getattr(value, "__module__", "").startswith(prefix)
+        and attr not in module.__all__
+    ]
+    assert unlisted == []
