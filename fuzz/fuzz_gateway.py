@@ -14,6 +14,7 @@ import json
 import sys
 from datetime import UTC, datetime
 
+from madbase.protocol.auth import ApiKeyVerifier
 from madbase.protocol.http import Dispatch, Health, Request, Response, admit
 
 # The same fixed secret and clock as the seed keys in fuzz/corpus/ (and tests/strategies.py).
@@ -36,7 +37,7 @@ def request_from_bytes(data: bytes) -> Request:
 def test_one_input(data: bytes) -> None:
     """Admit the request built from `data`; fail on any exception or broken invariant."""
     request = request_from_bytes(data)
-    result = admit(request, jwt_secret=SECRET, now=NOW)
+    result = admit(request, keys=ApiKeyVerifier(SECRET), now=NOW)
     if isinstance(result, Response):
         assert result.status in (200, 401, 404), result
         if result.status != 200:

@@ -33,6 +33,7 @@ EXPECTED = {
         "API_KEY_ROLES",
         "ApiKeyClaims",
         "ApiKeyError",
+        "ApiKeyVerifier",
         "mint_api_key",
         "verify_api_key",
     },

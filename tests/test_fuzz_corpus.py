@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from madbase.protocol.auth import verify_api_key
+from madbase.protocol.auth import ApiKeyVerifier, verify_api_key
 from madbase.protocol.http import Dispatch, Response, admit
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def test_fuzz_corpus_key_seeds_are_valid_keys(seed: str) -> None:
 def test_fuzz_corpus_gateway_seeds_reach_each_answer(seed: str, status: int) -> None:
     harness = MODULES["gateway"]
     request = harness.request_from_bytes((FUZZ / "corpus" / "gateway" / seed).read_bytes())
-    result = admit(request, jwt_secret=harness.SECRET, now=harness.NOW)
+    result = admit(request, keys=ApiKeyVerifier(harness.SECRET), now=harness.NOW)
     assert isinstance(result, Response)
     assert result.status == status
 
@@ -76,7 +76,7 @@ def test_fuzz_corpus_gateway_seed_with_key_is_dispatched() -> None:
         (FUZZ / "corpus" / "gateway" / "rest_get_header_key").read_bytes()
     )
     assert request.header("x-client-info") == "supabase-js/2.119.0"
-    result = admit(request, jwt_secret=harness.SECRET, now=harness.NOW)
+    result = admit(request, keys=ApiKeyVerifier(harness.SECRET), now=harness.NOW)
     assert isinstance(result, Dispatch)
     assert result.role == "anon"
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeAlias, final
 
+from madbase.protocol.auth import ApiKeyVerifier
 from madbase.protocol.http import (
     Dispatch,
     Health,
@@ -48,6 +49,7 @@ class App:
     def __init__(self, secrets_: ProjectSecrets, pool: Pool) -> None:
         self.secrets = secrets_
         self.pool = pool
+        self._keys = ApiKeyVerifier(secrets_.jwt_secret)
         self.services: dict[Service, ServiceHandler] = {}
         # Websocket endpoints by (service, subpath), e.g. (REALTIME, "/websocket").
         self.websockets: dict[tuple[Service, str], WebSocketHandler] = {}
@@ -83,7 +85,7 @@ class App:
         return response
 
     async def _route(self, request: Request) -> Response:
-        decision = admit(request, jwt_secret=self.secrets.jwt_secret, now=datetime.now(UTC))
+        decision = admit(request, keys=self._keys, now=datetime.now(UTC))
         if isinstance(decision, Response):
             return decision
         if isinstance(decision, Health):
@@ -99,7 +101,7 @@ class App:
 
     async def websocket_check(self, request: Request) -> Response | None:
         """Refuse an upgrade unless its key is valid and a websocket endpoint serves its path."""
-        decision = admit(request, jwt_secret=self.secrets.jwt_secret, now=datetime.now(UTC))
+        decision = admit(request, keys=self._keys, now=datetime.now(UTC))
         if isinstance(decision, Response):
             return decision
         if (
@@ -112,6 +114,6 @@ class App:
 
     async def websocket(self, request: Request, ws: WebSocket) -> None:
         """Serve an accepted websocket with its endpoint's handler."""
-        decision = admit(request, jwt_secret=self.secrets.jwt_secret, now=datetime.now(UTC))
+        decision = admit(request, keys=self._keys, now=datetime.now(UTC))
         assert isinstance(decision, Dispatch)
         await self.websockets[(decision.service, decision.subpath)](request, decision, ws)

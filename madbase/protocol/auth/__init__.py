@@ -6,8 +6,16 @@ from madbase.protocol.auth.keys import (
     API_KEY_ROLES,
     ApiKeyClaims,
     ApiKeyError,
+    ApiKeyVerifier,
     mint_api_key,
     verify_api_key,
 )
 
-__all__ = ["API_KEY_ROLES", "ApiKeyClaims", "ApiKeyError", "mint_api_key", "verify_api_key"]
+__all__ = [
+    "API_KEY_ROLES",
+    "ApiKeyClaims",
+    "ApiKeyError",
+    "ApiKeyVerifier",
+    "mint_api_key",
+    "verify_api_key",
+]

@@ -12,7 +12,14 @@ from typing import Final, final
 import attrs
 import jwt
 
-__all__ = ["API_KEY_ROLES", "ApiKeyClaims", "ApiKeyError", "mint_api_key", "verify_api_key"]
+__all__ = [
+    "API_KEY_ROLES",
+    "ApiKeyClaims",
+    "ApiKeyError",
+    "ApiKeyVerifier",
+    "mint_api_key",
+    "verify_api_key",
+]
 
 API_KEY_ROLES: Final = frozenset({"anon", "service_role"})
 # Supabase's JWT verifiers tolerate this much clock skew (spec/rest.md §12).
@@ -32,7 +39,8 @@ class ApiKeyClaims:
 
     role: str
     issued_at: int | None
-    expires_at: int | None
+    expires_at: int
+    not_before: int | None = None
 
 
 def mint_api_key(secret: str, role: str, *, issued_at: int, ref: str = "madbase") -> str:
@@ -40,8 +48,9 @@ def mint_api_key(secret: str, role: str, *, issued_at: int, ref: str = "madbase"
 
     Deterministic: the same secret, role and issue time give the same key.
 
+    >>> from datetime import UTC
     >>> key = mint_api_key("s" * 32, "anon", issued_at=1_700_000_000)
-    >>> verify_api_key(key, "s" * 32, now=datetime.fromtimestamp(1_700_000_001)).role
+    >>> verify_api_key(key, "s" * 32, now=datetime.fromtimestamp(1_700_000_001, UTC)).role
     'anon'
     """
     claims = {
@@ -58,9 +67,13 @@ def verify_api_key(token: str, secret: str, *, now: datetime) -> ApiKeyClaims:
     """Check `token` is an HS256 JWT signed with `secret`, in date, with an API-key role.
 
     Raises:
-        ApiKeyError: malformed token, another algorithm, a bad signature, expired or not yet valid,
-            or a role other than `anon` / `service_role`.
+        ApiKeyError: malformed token, another algorithm, a bad signature, no `exp`, expired or not
+            yet valid, or a role other than `anon` / `service_role`.
     """
+    return _check_times(_decode(token, secret), now)
+
+
+def _decode(token: str, secret: str) -> ApiKeyClaims:
     if not token.isascii():  # a JWS is base64url and dots; pyjwt fails on lone surrogates
         raise ApiKeyError("malformed token")
     try:
@@ -87,15 +100,50 @@ def verify_api_key(token: str, secret: str, *, now: datetime) -> ApiKeyClaims:
     role = claims.get("role")
     if not isinstance(role, str) or role not in API_KEY_ROLES:  # a list or object is unhashable
         raise ApiKeyError("not an API key role")
-    stamp = int(now.timestamp())
     exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
     for name, value in (("exp", exp), ("nbf", nbf), ("iat", iat)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             raise ApiKeyError(f"claim {name} is not an integer")
-    if isinstance(exp, int) and stamp > exp + CLOCK_SKEW_SECONDS:
+    if exp is None:  # Supabase's keys always expire; realtime refuses a key without exp
+        raise ApiKeyError("claim exp is missing")
+    return ApiKeyClaims(role=role, issued_at=iat, expires_at=exp, not_before=nbf)
+
+
+def _check_times(claims: ApiKeyClaims, now: datetime) -> ApiKeyClaims:
+    stamp = int(now.timestamp())
+    if stamp > claims.expires_at + CLOCK_SKEW_SECONDS:
         raise ApiKeyError("expired")
-    if isinstance(nbf, int) and stamp < nbf - CLOCK_SKEW_SECONDS:
+    if claims.not_before is not None and stamp < claims.not_before - CLOCK_SKEW_SECONDS:
         raise ApiKeyError("not yet valid")
-    if isinstance(iat, int) and stamp < iat - CLOCK_SKEW_SECONDS:
+    if claims.issued_at is not None and stamp < claims.issued_at - CLOCK_SKEW_SECONDS:
         raise ApiKeyError("issued in the future")
-    return ApiKeyClaims(role=str(role), issued_at=iat, expires_at=exp)
+    return claims
+
+
+@final
+class ApiKeyVerifier:
+    """`verify_api_key` for one secret, remembering keys whose signature it already checked.
+
+    Clients send the same key on every request; checking an HS256 signature costs tens of
+    microseconds, comparing a string with a dict key almost nothing. The dates are still compared
+    with `now` on every call. Only valid keys are remembered, at most `max_entries` of them.
+    """
+
+    def __init__(self, secret: str, *, max_entries: int = 256) -> None:
+        self._secret = secret
+        self._max_entries = max_entries
+        self._known: dict[str, ApiKeyClaims] = {}
+
+    def verify(self, token: str, *, now: datetime) -> ApiKeyClaims:
+        """As `verify_api_key(token, secret, now=now)`.
+
+        Raises:
+            ApiKeyError: as `verify_api_key`.
+        """
+        claims = self._known.get(token)
+        if claims is None:
+            claims = _decode(token, self._secret)
+            if len(self._known) >= self._max_entries:
+                self._known.clear()
+            self._known[token] = claims
+        return _check_times(claims, now)

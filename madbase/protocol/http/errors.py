@@ -17,6 +17,7 @@ API gateway does, `{message}`.
 from __future__ import annotations
 
 import enum
+import re
 from typing import ClassVar
 
 from madbase.protocol.http.messages import JsonValue, Response, json_response
@@ -34,6 +35,7 @@ __all__ = [
 # auth-js and supabase_auth send this header; GoTrue answers with the newer error shape when it is
 # at least this date (spec/auth.md §6).
 AUTH_API_VERSION = "2024-01-01"
+_API_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class Service(enum.StrEnum):
@@ -97,6 +99,11 @@ class RouteNotFound(GatewayError):
     storage_error = "not_found"
 
 
+def _is_api_date(value: str) -> bool:
+    """True for a `YYYY-MM-DD` date on or after the first versioned API date."""
+    return _API_DATE.fullmatch(value) is not None and value >= AUTH_API_VERSION
+
+
 def render_error(
     service: Service | None, err: GatewayError, *, auth_api_version: str | None = None
 ) -> Response:
@@ -113,7 +120,7 @@ def render_error(
             body = {"code": err.rest_code, "message": message, "details": None, "hint": err.hint}
         case Service.AUTH:
             headers = (("x-sb-error-code", err.auth_code),)
-            if auth_api_version is not None and auth_api_version >= AUTH_API_VERSION:
+            if auth_api_version is not None and _is_api_date(auth_api_version):
                 body = {"code": err.auth_code, "message": message}
                 headers += (("x-supabase-api-version", AUTH_API_VERSION),)
             else:

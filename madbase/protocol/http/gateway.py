@@ -15,7 +15,7 @@ from typing import Final, final
 
 import attrs
 
-from madbase.protocol.auth import ApiKeyError, verify_api_key
+from madbase.protocol.auth import ApiKeyError, ApiKeyVerifier
 from madbase.protocol.http.errors import (
     GatewayError,
     InvalidApiKey,
@@ -74,7 +74,7 @@ class Dispatch:
     role: str
 
 
-def admit(request: Request, *, jwt_secret: str, now: datetime) -> Response | Dispatch | Health:
+def admit(request: Request, *, keys: ApiKeyVerifier, now: datetime) -> Response | Dispatch | Health:
     """Decide who answers `request`.
 
     Returns a `Response` when the gateway answers itself (preflight, refused key, unknown path),
@@ -98,7 +98,7 @@ def admit(request: Request, *, jwt_secret: str, now: datetime) -> Response | Dis
         if not key:
             return Dispatch(service=service, subpath=subpath, role="anon")
     try:
-        role = _check_api_key(request, jwt_secret=jwt_secret, now=now)
+        role = _check_api_key(request, keys=keys, now=now)
     except GatewayError as err:
         return render_error(service, err, auth_api_version=request.header("x-supabase-api-version"))
     return Dispatch(service=service, subpath=subpath, role=role)
@@ -176,11 +176,11 @@ def _preflight(request: Request) -> Response:
     )
 
 
-def _check_api_key(request: Request, *, jwt_secret: str, now: datetime) -> str:
+def _check_api_key(request: Request, *, keys: ApiKeyVerifier, now: datetime) -> str:
     key = request.header("apikey") or request.query_param("apikey")
     if not key:
         raise MissingApiKey
     try:
-        return verify_api_key(key.strip(), jwt_secret, now=now).role
+        return keys.verify(key.strip(), now=now).role
     except ApiKeyError as err:
         raise InvalidApiKey from err

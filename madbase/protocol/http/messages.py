@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import TypeAlias, final
+import re
+from typing import Final, TypeAlias, final
 from urllib.parse import parse_qsl
 
 import attrs
@@ -14,8 +15,13 @@ Headers: TypeAlias = tuple[tuple[str, str], ...]
 JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
 
 
+# Header values that are credentials: shown as "<redacted>" in every repr.
+_SECRET_HEADERS: Final = frozenset({"authorization", "apikey", "cookie", "proxy-authorization"})
+_SECRET_QUERY: Final = re.compile(r"((?:^|[?&])(?:apikey|access_token|token)=)[^&]*", re.IGNORECASE)
+
+
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class Request:
     """One complete HTTP request.
 
@@ -39,6 +45,21 @@ class Request:
         """The raw query string, without `?`."""
         _, _, query = self.target.partition("?")
         return query
+
+    def __repr__(self) -> str:
+        """Credentials in headers and the query string are redacted; the body is only counted.
+
+        >>> Request(method="GET", target="/x?apikey=k&a=1", headers=(("apikey", "k"),))
+        Request(method='GET', target='/x?apikey=<redacted>&a=1', headers=(('apikey', '<redacted>'),), body=<0 bytes>, client=None)
+        """
+        headers = tuple(
+            (key, "<redacted>" if key in _SECRET_HEADERS else value) for key, value in self.headers
+        )
+        target = _SECRET_QUERY.sub(r"\1<redacted>", self.target)
+        return (
+            f"Request(method={self.method!r}, target={target!r}, headers={headers!r}, "
+            f"body=<{len(self.body)} bytes>, client={self.client!r})"
+        )
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (lower-case), or None.

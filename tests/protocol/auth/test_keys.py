@@ -14,6 +14,7 @@ from madbase.protocol.auth import (
     API_KEY_ROLES,
     ApiKeyClaims,
     ApiKeyError,
+    ApiKeyVerifier,
     mint_api_key,
     verify_api_key,
 )
@@ -118,12 +119,43 @@ def test_verify_api_key_accepts_pyjwt_keys_from_supabase() -> None:
     assert verify(token, now=at(T)).role == "anon"
 
 
-def test_verify_api_key_without_time_claims_never_expires() -> None:
+def test_verify_api_key_refuses_a_key_without_exp() -> None:
     token = forge_jwt({"alg": "HS256"}, {"role": "service_role"})
-    assert verify(token, now=at(0)) == ApiKeyClaims(
-        role="service_role", issued_at=None, expires_at=None
+    assert refused(token, now=at(0)) == "claim exp is missing"
+    token = forge_jwt({"alg": "HS256"}, {"role": "service_role", "exp": None})
+    assert refused(token, now=at(0)) == "claim exp is missing"
+
+
+def test_verify_api_key_returns_all_time_claims() -> None:
+    token = forge_jwt({"alg": "HS256"}, {"role": "anon", "exp": T + 10, "nbf": T - 5, "iat": T})
+    assert verify(token, now=at(T)) == ApiKeyClaims(
+        role="anon", issued_at=T, expires_at=T + 10, not_before=T - 5
     )
-    assert verify(token, now=datetime(9999, 1, 1, tzinfo=UTC)).role == "service_role"
+
+
+def test_verifier_remembers_valid_keys_but_checks_dates_every_time() -> None:
+    verifier = ApiKeyVerifier(SECRET, max_entries=2)
+    token = forge_jwt({"alg": "HS256"}, {"role": "anon", "exp": T + 100})
+    assert verifier.verify(token, now=at(T)).role == "anon"
+    assert verifier.verify(token, now=at(T + 100)).role == "anon"
+    with pytest.raises(ApiKeyError, match="expired"):
+        verifier.verify(token, now=at(T + 1000))
+
+
+def test_verifier_never_remembers_refused_keys_and_stays_bounded() -> None:
+    verifier = ApiKeyVerifier(SECRET, max_entries=2)
+    forged = forge_jwt({"alg": "HS256"}, {"role": "anon", "exp": T + 100}, secret="x" * 40)
+    for _ in range(2):
+        with pytest.raises(ApiKeyError, match="invalid signature"):
+            verifier.verify(forged, now=at(T))
+    tokens = [forge_jwt({"alg": "HS256"}, {"role": "anon", "exp": T + i}) for i in range(100, 105)]
+    for token in tokens:
+        assert verifier.verify(token, now=at(T)).expires_at > T
+    assert len(verifier._known) <= 2
+    # a key checked with another secret is not accepted from memory by this verifier
+    other = ApiKeyVerifier("y" * 40)
+    with pytest.raises(ApiKeyError):
+        other.verify(tokens[-1], now=at(T))
 
 
 @pytest.mark.parametrize(
@@ -146,7 +178,8 @@ def test_verify_api_key_without_time_claims_never_expires() -> None:
     ],
 )
 def test_verify_api_key_time_claims_allow_skew(claim: str, offset: int, ok: bool) -> None:
-    token = forge_jwt({"alg": "HS256", "typ": "JWT"}, {"role": "anon", claim: T})
+    claims: dict[str, object] = {"role": "anon", "exp": T + 10**6, claim: T}
+    token = forge_jwt({"alg": "HS256", "typ": "JWT"}, claims)
     now = at(T + offset)
     if ok:
         assert verify(token, now=now).role == "anon"

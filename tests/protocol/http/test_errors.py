@@ -181,3 +181,21 @@ def test_protocol_error_defaults_to_bad_request() -> None:
 def test_service_values_are_mount_names(service: Service, value: str) -> None:
     assert service == value
     assert Service(value) is service
+
+
+@pytest.mark.parametrize(
+    ("version", "versioned"),
+    [
+        ("2024-01-01", True),
+        ("2025-06-30", True),
+        ("2023-12-31", False),
+        ("zzz", False),
+        ("2024-1-1", False),
+        ("", False),
+    ],
+)
+def test_render_error_auth_shape_follows_a_valid_api_date(version: str, versioned: bool) -> None:
+    response = render_error(Service.AUTH, MissingApiKey(), auth_api_version=version)
+    body = json.loads(response.body)
+    assert (body["code"] == "no_authorization") is versioned
+    assert (response.header("x-supabase-api-version") == "2024-01-01") is versioned

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from madbase.protocol.auth import API_KEY_ROLES, mint_api_key
+from madbase.protocol.auth import API_KEY_ROLES, ApiKeyVerifier, mint_api_key
 from madbase.protocol.http import (
     Dispatch,
     Health,
@@ -41,7 +41,7 @@ def request(target: str, *headers: Header, method: str = "GET") -> Request:
 
 
 def admitted(target: str, *headers: Header, method: str = "GET") -> Response | Dispatch | Health:
-    return admit(request(target, *headers, method=method), jwt_secret=SECRET, now=NOW)
+    return admit(request(target, *headers, method=method), keys=ApiKeyVerifier(SECRET), now=NOW)
 
 
 def body(response: Response | Dispatch | Health) -> object:
@@ -416,7 +416,7 @@ def test_finish_adds_cors_headers_when_origin_present() -> None:
 
 def test_finish_keeps_preflight_cors_headers_single() -> None:
     preflight_request = request("/rest/v1/t", *PREFLIGHT, method="OPTIONS")
-    preflight = admit(preflight_request, jwt_secret=SECRET, now=NOW)
+    preflight = admit(preflight_request, keys=ApiKeyVerifier(SECRET), now=NOW)
     assert isinstance(preflight, Response)
     finished = finish(preflight, preflight_request, request_id="r")
     names = [name for name, _ in finished.headers]
@@ -521,7 +521,7 @@ def test_pick_request_id_uses_first_header() -> None:
 @example(Request(method="GET", target="/auth/v1/health?apikey=\x00", headers=()))
 @example(Request(method="GET", target="\x00?%", headers=(("apikey", "\x00."),)))
 def test_admit_is_total(req: Request) -> None:
-    result = admit(req, jwt_secret=SECRET, now=NOW)
+    result = admit(req, keys=ApiKeyVerifier(SECRET), now=NOW)
     assert isinstance(result, Response | Dispatch | Health)
     if isinstance(result, Response):
         assert result.status in (200, 401, 404)
@@ -542,7 +542,7 @@ def test_admit_is_total(req: Request) -> None:
 
 @given(requests)
 def test_admit_dispatch_only_with_valid_key_or_open_auth_endpoint(req: Request) -> None:
-    result = admit(req, jwt_secret=SECRET, now=NOW)
+    result = admit(req, keys=ApiKeyVerifier(SECRET), now=NOW)
     if isinstance(result, Dispatch):
         open_endpoint = result.service is Service.AUTH and result.subpath in (
             "/health",
@@ -573,6 +573,6 @@ def test_pick_request_id_returns_header_or_generated(req: Request) -> None:
 def test_admit_uses_passed_now_for_expiry() -> None:
     key = mint_api_key(SECRET, "anon", issued_at=NOW_TS)
     later = NOW + timedelta(days=3651)
-    response = admit(request("/rest/v1/t", ("apikey", key)), jwt_secret=SECRET, now=later)
+    response = admit(request("/rest/v1/t", ("apikey", key)), keys=ApiKeyVerifier(SECRET), now=later)
     assert isinstance(response, Response)
     assert response.status == 401

@@ -111,3 +111,22 @@ def test_json_response_sets_content_type_first_then_extra_headers() -> None:
         ("content-type", "application/json; charset=utf-8"),
         ("x-extra", "1"),
     )
+
+
+def test_request_repr_redacts_credentials() -> None:
+    request = Request(
+        method="POST",
+        target="/rest/v1/t?select=*&apikey=secret-key&token=tok-value",
+        headers=(
+            ("apikey", "secret-key"),
+            ("authorization", "Bearer secret-jwt"),
+            ("accept", "*/*"),
+        ),
+        body=b"password=hunter2",
+    )
+    text = repr(request)
+    for secret in ("secret-key", "secret-jwt", "tok-value", "hunter2"):
+        assert secret not in text
+    assert "('accept', '*/*')" in text
+    assert "select=*" in text
+    assert "<16 bytes>" in text
