@@ -37,6 +37,9 @@ _BEGIN: Final = b"BEGIN"
 _BEGIN_READ_ONLY: Final = b"BEGIN READ ONLY"
 _COMMIT: Final = b"COMMIT"
 _ROLLBACK: Final = b"ROLLBACK"
+# A function may call set_config(..., false): its setting must not reach the next request on this
+# connection. Sent in the same pipeline after COMMIT, it costs no round trip.
+_RESET: Final = b"RESET ALL"
 
 
 class DbUnavailable(Exception):
@@ -156,12 +159,15 @@ class Connection:
         first = len(queries)
         queries += [(st.sql.encode(), _encode_params(st)) for st in tx.statements]
         queries.append((_ROLLBACK if tx.rollback else _COMMIT, None))
+        queries.append((_RESET, None))
         results = await self._pipeline(queries)
         for res in results:
             if res.status == ExecStatus.FATAL_ERROR:
                 error = DbError.from_result(res)
+                cleanup: list[tuple[bytes, Sequence[bytes | None] | None]] = [(_RESET, None)]
                 if self._pg.transaction_status != pq.TransactionStatus.IDLE:
-                    await self._pipeline([(_ROLLBACK, None)])
+                    cleanup.insert(0, (_ROLLBACK, None))
+                await self._pipeline(cleanup)
                 return error
         return [DbResult.from_result(res) for res in results[first : first + len(tx.statements)]]
 

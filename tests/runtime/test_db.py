@@ -196,3 +196,33 @@ async def test_health_follows_a_postgres_restart(tmp_path: Path) -> None:
 async def test_settings_are_frozen() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         DbSettings().pool_size = 3  # type: ignore[misc]
+
+
+async def test_pool_session_settings_do_not_leak_to_the_next_transaction(database: str) -> None:
+    pool = Pool(database, DbSettings(pool_size=1))
+    assert (
+        await pool.execute_script(
+            "create function leak(v text) returns text language sql "
+            "as $$ select set_config('app.leak', v, false) $$"
+        )
+        is None
+    )
+    assert not isinstance(await pool.run(tx("select leak('first')")), DbError)
+    after = await pool.run(tx("select current_setting('app.leak', true)"))
+    assert not isinstance(after, DbError)
+    assert after[0].rows in (((None,),), ((b"",),))
+    # also when the transaction that set it then failed
+    failed = await pool.run(tx("select leak('second')", "select 1/0"))
+    assert isinstance(failed, DbError)
+    # and when it failed at COMMIT (a deferred constraint), after the settings were made
+    await pool.execute_script(
+        "create table parent (id int primary key);"
+        "create table child (pid int references parent deferrable initially deferred)"
+    )
+    at_commit = await pool.run(tx("select leak('third')", "insert into child values (1)"))
+    assert isinstance(at_commit, DbError)
+    assert at_commit.sqlstate == "23503"
+    after = await pool.run(tx("select current_setting('app.leak', true)"))
+    assert not isinstance(after, DbError)
+    assert after[0].rows in (((None,),), ((b"",),))
+    pool.close()
