@@ -31,6 +31,10 @@ EXPECTED = {
     },
     "madbase.protocol.auth": {
         "API_KEY_ROLES",
+        "BearerError",
+        "BearerVerifier",
+        "RequestAuth",
+        "verify_bearer",
         "ApiKeyClaims",
         "ApiKeyError",
         "ApiKeyVerifier",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from madbase.protocol.auth.bearer import BearerError, BearerVerifier, RequestAuth, verify_bearer
 from madbase.protocol.auth.keys import (
     API_KEY_ROLES,
     ApiKeyClaims,
@@ -16,6 +17,10 @@ __all__ = [
     "ApiKeyClaims",
     "ApiKeyError",
     "ApiKeyVerifier",
+    "BearerError",
+    "BearerVerifier",
+    "RequestAuth",
     "mint_api_key",
     "verify_api_key",
+    "verify_bearer",
 ]
