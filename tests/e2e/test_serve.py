@@ -382,3 +382,18 @@ def test_supabase_py_client_reaches_the_gateway(served: Served) -> None:
     finally:
         client.postgrest.aclose()
         bad.postgrest.aclose()
+
+
+def test_migrate_command_applies_once_and_stops_its_postgres(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = {**os.environ, "MADBASE_PG_FSYNC": "false"}
+    command = [sys.executable, "-m", "madbase", "migrate", "--data-dir", str(data_dir)]
+    first = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=120, check=True
+    )
+    assert first.stdout.startswith("applied: 0001_roles_and_schemas")
+    second = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=120, check=True
+    )
+    assert second.stdout.strip() == "applied: nothing (up to date)"
+    assert postgres_processes(data_dir) == []
