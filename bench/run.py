@@ -282,6 +282,44 @@ def machine() -> dict[str, object]:
     }
 
 
+class HelloServer:
+    """`bench/hello.py`: our HTTP stack with a constant answer, the run's baseline."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(BENCH_DIR / "hello.py"), "--port", "0"],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not (match := re.search(r"hello ready at (http://\S+)", line)):
+            raise RuntimeError(f"bench/hello.py did not start: {line!r}")
+        self.url = match.group(1)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -306,23 +344,26 @@ def main(argv: list[str] | None = None) -> int:
     if busy_before > 10:
         print(f"warning: the machine is already {busy_before}% busy (of one core)", file=sys.stderr)
     server = Server()
+    hello = HelloServer()
     results: list[dict[str, object]] = []
     try:
+        hello.start()
         print(f"starting madbase serve in {server.data_dir} with {SERVER_ENV}", file=sys.stderr)
         server.start()
         apikey = f"apikey: {server.anon_key()}"
         workloads = [
-            ("health", "/health", [], 200),
-            ("rest_404", "/rest/v1/bench", [apikey], 404),
+            ("hello", hello, "/", [], 200),
+            ("health", server, "/health", [], 200),
+            ("rest_404", server, "/rest/v1/bench", [apikey], 404),
         ]
-        for name, path, headers, expected in workloads:
+        for name, target, path, headers, expected in workloads:
             print(f"{name}: {tool} -c{args.connections} {args.duration:g}s {path}", file=sys.stderr)
-            url = server.url + path
+            url = target.url + path
             run = run_wrk if tool == "wrk" else run_loadgen
             run(url, headers, args.connections, WARMUP_SECONDS)  # discarded: warm caches and pool
-            before = cpu_sample(server.pid)
+            before = cpu_sample(target.pid)
             report = run(url, headers, args.connections, args.duration)
-            report["cpu"] = cpu_usage(before, cpu_sample(server.pid))
+            report["cpu"] = cpu_usage(before, cpu_sample(target.pid))
             server.check_alive()
             report["unexpected"] = unexpected(report, expected)
             results.append(
@@ -335,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
     finally:
+        hello.stop()
         status = server.stop()
         leftover = server.postgres_left_running()
         if log_tail := server.log_tail():
