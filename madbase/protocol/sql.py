@@ -11,7 +11,7 @@ from typing import final
 
 import attrs
 
-__all__ = ["Statement", "Transaction", "quote_ident", "quote_literal"]
+__all__ = ["DbError", "DbResult", "Statement", "Transaction", "quote_ident", "quote_literal"]
 
 
 @final
@@ -35,6 +35,26 @@ class Transaction:
     statements: tuple[Statement, ...] = ()
     read_only: bool = False
     rollback: bool = False
+
+
+@final
+@attrs.frozen(kw_only=True)
+class DbResult:
+    """One statement's outcome: its rows as text values (None is NULL) and its command tag."""
+
+    rows: tuple[tuple[bytes | None, ...], ...]
+    command: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class DbError:
+    """Postgres refused a statement: the fields the server sent, untouched."""
+
+    sqlstate: str
+    message: str
+    detail: str | None = None
+    hint: str | None = None
 
 
 def quote_ident(name: str) -> str:

@@ -25,14 +25,13 @@ import trio
 from psycopg import pq
 
 from madbase.config import DbSettings
-from madbase.protocol.sql import Statement, Transaction
+from madbase.protocol.sql import DbError, DbResult, Statement, Transaction
 
 __all__ = ["Connection", "DbError", "DbResult", "DbTimeout", "DbUnavailable", "Pool"]
 
 log = logging.getLogger(__name__)
 
 ExecStatus = pq.ExecStatus
-_OK: Final = frozenset({ExecStatus.TUPLES_OK, ExecStatus.COMMAND_OK, ExecStatus.EMPTY_QUERY})
 _BEGIN: Final = b"BEGIN"
 _BEGIN_READ_ONLY: Final = b"BEGIN READ ONLY"
 _COMMIT: Final = b"COMMIT"
@@ -50,47 +49,27 @@ class DbTimeout(Exception):
     """A transaction took longer than the configured query timeout."""
 
 
-@final
-@attrs.frozen(kw_only=True)
-class DbError:
-    """Postgres refused a statement: the fields the server sent, untouched."""
+def _error(res: pq.abc.PGresult) -> DbError:
+    """The error fields of a failed result."""
 
-    sqlstate: str
-    message: str
-    detail: str | None = None
-    hint: str | None = None
+    def field(code: pq.DiagnosticField) -> str | None:
+        value = res.error_field(code)
+        return value.decode("utf-8", "replace") if value is not None else None
 
-    @classmethod
-    def from_result(cls, res: pq.abc.PGresult) -> DbError:
-        """Read the error fields of a failed result."""
-
-        def field(code: pq.DiagnosticField) -> str | None:
-            value = res.error_field(code)
-            return value.decode("utf-8", "replace") if value is not None else None
-
-        return cls(
-            sqlstate=field(pq.DiagnosticField.SQLSTATE) or "XX000",
-            message=field(pq.DiagnosticField.MESSAGE_PRIMARY) or "unknown error",
-            detail=field(pq.DiagnosticField.MESSAGE_DETAIL),
-            hint=field(pq.DiagnosticField.MESSAGE_HINT),
-        )
+    return DbError(
+        sqlstate=field(pq.DiagnosticField.SQLSTATE) or "XX000",
+        message=field(pq.DiagnosticField.MESSAGE_PRIMARY) or "unknown error",
+        detail=field(pq.DiagnosticField.MESSAGE_DETAIL),
+        hint=field(pq.DiagnosticField.MESSAGE_HINT),
+    )
 
 
-@final
-@attrs.frozen(kw_only=True)
-class DbResult:
-    """One statement's outcome: its rows as text values and its command tag."""
-
-    rows: tuple[tuple[bytes | None, ...], ...]
-    command: str
-
-    @classmethod
-    def from_result(cls, res: pq.abc.PGresult) -> DbResult:
-        """Copy the rows out of a successful result."""
-        ncols = res.nfields
-        rows = tuple(tuple(res.get_value(r, c) for c in range(ncols)) for r in range(res.ntuples))
-        tag = res.command_status
-        return cls(rows=rows, command=tag.decode() if tag else "")
+def _result(res: pq.abc.PGresult) -> DbResult:
+    """The rows and command tag of a successful result."""
+    ncols = res.nfields
+    rows = tuple(tuple(res.get_value(r, c) for c in range(ncols)) for r in range(res.ntuples))
+    tag = res.command_status
+    return DbResult(rows=rows, command=tag.decode() if tag else "")
 
 
 @final
@@ -163,13 +142,13 @@ class Connection:
         results = await self._pipeline(queries)
         for res in results:
             if res.status == ExecStatus.FATAL_ERROR:
-                error = DbError.from_result(res)
+                error = _error(res)
                 cleanup: list[tuple[bytes, Sequence[bytes | None] | None]] = [(_RESET, None)]
                 if self._pg.transaction_status != pq.TransactionStatus.IDLE:
                     cleanup.insert(0, (_ROLLBACK, None))
                 await self._pipeline(cleanup)
                 return error
-        return [DbResult.from_result(res) for res in results[first : first + len(tx.statements)]]
+        return [_result(res) for res in results[first : first + len(tx.statements)]]
 
     async def execute_script(self, sql: str) -> DbError | None:
         """Run several `;`-separated statements with the simple query protocol (migrations)."""
@@ -184,7 +163,7 @@ class Connection:
                 if res is None:
                     return error
                 if res.status == ExecStatus.FATAL_ERROR and error is None:
-                    error = DbError.from_result(res)
+                    error = _error(res)
         except psycopg.Error as err:
             self.broken = True
             raise DbUnavailable(str(err)) from err
