@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     import types
 
 FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
-HARNESSES = ("gateway", "api_key")
+# Every fuzz/fuzz_<name>.py harness, with its seeds in fuzz/corpus/<name>/.
+HARNESSES = tuple(sorted(p.stem.removeprefix("fuzz_") for p in FUZZ.glob("fuzz_*.py")))
 
 
 def _load(name: str) -> types.ModuleType:
@@ -41,6 +42,15 @@ SEEDS = sorted((name, seed) for name in HARNESSES for seed in (FUZZ / "corpus" /
 @pytest.mark.parametrize("name", HARNESSES)
 def test_fuzz_corpus_has_seeds(name: str) -> None:
     assert any(seed_name == name for seed_name, _ in SEEDS)
+
+
+@pytest.mark.parametrize("name", HARNESSES)
+def test_fuzz_harness_accepts_random_bytes(name: str) -> None:
+    @given(st.binary(max_size=300))
+    def run(data: bytes) -> None:
+        MODULES[name].test_one_input(data)
+
+    run()
 
 
 @pytest.mark.parametrize(
@@ -79,12 +89,3 @@ def test_fuzz_corpus_gateway_seed_with_key_is_dispatched() -> None:
     result = admit(request, keys=ApiKeyVerifier(harness.SECRET), now=harness.NOW)
     assert isinstance(result, Dispatch)
     assert result.role == "anon"
-
-
-@pytest.mark.parametrize("name", HARNESSES)
-def test_fuzz_harness_accepts_random_bytes(name: str) -> None:
-    @given(st.binary(max_size=300))
-    def run(data: bytes) -> None:
-        MODULES[name].test_one_input(data)
-
-    run()
