@@ -68,6 +68,8 @@ class Config:
     jwt_secret: str | None = attrs.field(default=None, repr=False)
     public_url: str | None = None
     log_level: str = "info"
+    # PostgREST `db-schemas`: the schemas /rest/v1 exposes, the first is the default profile.
+    db_schemas: tuple[str, ...] = ("public",)
     # Embedded Postgres only: fsync off is for throwaway test clusters.
     pg_fsync: bool = True
     http: HttpSettings = HttpSettings()
@@ -196,6 +198,13 @@ def _database_url(raw: str) -> str:
     return raw
 
 
+def _schemas(raw: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    if not names:
+        raise ValueError("expected a comma-separated list of schema names")
+    return names
+
+
 def _log_level(raw: str) -> str:
     value = raw.strip().lower()
     if value not in ("debug", "info", "warning", "error"):
@@ -223,6 +232,7 @@ _SETTINGS: Final[Sequence[_Setting]] = (
     _Setting("jwt_secret", _secret),
     _Setting("public_url", _text),
     _Setting("log_level", _log_level),
+    _Setting("db_schemas", _schemas),
     _Setting("pg_fsync", _bool),
     _Setting("http_max_head_bytes", _int(1024, 1024 * 1024), "http"),
     _Setting("http_max_body_bytes", _int(1024, 1 << 40), "http"),

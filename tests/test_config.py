@@ -157,6 +157,8 @@ BAD_VALUES = [
     ("jwt_secret", "too-short"),
     ("jwt_secret", "x" * 31),
     ("public_url", " "),
+    ("db_schemas", ""),
+    ("db_schemas", " , ,"),
     ("log_level", "verbose"),
     ("log_level", ""),
     ("pg_fsync", "maybe"),
@@ -364,3 +366,9 @@ _plain = st.text(
 def test_parse_dotenv_reads_plain_assignments(values: dict[str, str], quote: bool) -> None:
     text = "\n".join(f'{k}="{v}"' if quote else f"{k}={v}" for k, v in values.items())
     assert parse_dotenv(text) == values
+
+
+def test_config_db_schemas_is_a_trimmed_list() -> None:
+    config = Config.from_sources({"MADBASE_DB_SCHEMAS": " public , api ,"}, {}, {})
+    assert config.db_schemas == ("public", "api")
+    assert Config.from_sources({}, {}, {}).db_schemas == ("public",)

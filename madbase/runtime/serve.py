@@ -16,11 +16,17 @@ import attrs
 import trio
 
 from madbase.config import Config
+from madbase.protocol.auth import AuthLimits, BearerVerifier
+from madbase.protocol.http import Service
+from madbase.protocol.rest import RestLimits
 from madbase.runtime.app import App
+from madbase.runtime.auth import AuthService
 from madbase.runtime.db import Pool
 from madbase.runtime.embedded import EmbeddedPostgres
 from madbase.runtime.http import HttpServer
 from madbase.runtime.migrate import migrate
+from madbase.runtime.rest import RestService
+from madbase.runtime.schema_cache import SchemaCache
 from madbase.runtime.secrets import ProjectSecrets
 
 __all__ = ["Project", "Ready", "database_url", "open_project", "run_server"]
@@ -76,7 +82,23 @@ async def open_project(config: Config) -> AsyncIterator[Project]:
             applied = await migrate(pool)
             if applied:
                 log.info("applied migrations: %s", ", ".join(applied))
-            yield Project(app=App(secrets_, pool), secrets=secrets_, db_url=db_url)
+            app = App(secrets_, pool)
+            cache = SchemaCache()
+            await root.start(cache.watch, pool, conninfo, config.db_schemas)
+            app.services[Service.REST] = RestService(
+                pool=pool,
+                cache=cache,
+                bearer=BearerVerifier(secrets_.jwt_secret),
+                limits=RestLimits(),
+                schemas=config.db_schemas,
+            )
+            app.services[Service.AUTH] = AuthService(
+                pool=pool,
+                secret=secrets_.jwt_secret,
+                limits=AuthLimits(issuer=f"{config.url}/auth/v1"),
+                site_url=config.url,
+            )
+            yield Project(app=app, secrets=secrets_, db_url=db_url)
         finally:
             pool.close()
             root.cancel_scope.cancel()

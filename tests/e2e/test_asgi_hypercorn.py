@@ -95,7 +95,7 @@ def test_hypercorn_trio_serves_the_app(tmp_path: Path) -> None:
 
             unknown = client.get("/rest/v1/anything", headers={"apikey": anon_key})
             assert unknown.status_code == 404
-            assert unknown.json()["code"] == "PGRST125"
+            assert unknown.json()["code"] == "PGRST205"
             assert unknown.headers.get("x-request-id")
 
         proc.terminate()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_rest_clients import ANN, create_rest_schema, user_token
 from tests.e2e.test_serve import Served, start
 
 pytestmark = [pytest.mark.clients, pytest.mark.pg]
@@ -78,7 +79,9 @@ def _text(output: str | bytes | None) -> str:
     return output or ""
 
 
-def run_node_tests(served: Served, *paths: str) -> subprocess.CompletedProcess[str]:
+def run_node_tests(
+    served: Served, *paths: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`node --test` against `served`, in tests/js; asserts that all passed.
 
     `paths` are test files relative to tests/js; none means node's default discovery there
@@ -93,6 +96,7 @@ def run_node_tests(served: Served, *paths: str) -> subprocess.CompletedProcess[s
         "MADBASE_ANON_KEY": served.anon_key,
         "MADBASE_SERVICE_ROLE_KEY": served.service_role_key,
         "NO_COLOR": "1",
+        **(extra_env or {}),
     }
     try:
         done = subprocess.run(
@@ -121,13 +125,15 @@ def run_node_tests(served: Served, *paths: str) -> subprocess.CompletedProcess[s
     return done
 
 
-def test_supabase_js_against_gateway(tmp_path: Path) -> None:
+def test_supabase_js_against_gateway_and_rest(tmp_path: Path) -> None:
     ensure_node_modules()
-    served = start(tmp_path / "data")
+    data_dir = tmp_path / "data"
+    served = start(data_dir)
     try:
-        done = run_node_tests(served)
+        create_rest_schema(served)
+        done = run_node_tests(served, extra_env={"MADBASE_USER_TOKEN": user_token(data_dir, ANN)})
     finally:
         served.stop()
     passed = re.search(r"^# pass (\d+)$", done.stdout, re.MULTILINE)
     assert passed is not None, done.stdout
-    assert int(passed.group(1)) >= 4, done.stdout
+    assert int(passed.group(1)) >= 11, done.stdout

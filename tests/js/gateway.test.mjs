@@ -1,5 +1,5 @@
 // supabase-js against the MadBase gateway: API keys are checked on every service path,
-// valid keys reach the (not yet built) services and get their 404, CORS preflights are answered.
+// valid keys reach the services (REST answers 404 PGRST205 for a missing table), CORS preflights are answered.
 //
 // Driven by tests/e2e/test_js_clients.py, which starts `madbase serve` and passes
 // MADBASE_URL, MADBASE_ANON_KEY and MADBASE_SERVICE_ROLE_KEY.
@@ -37,20 +37,20 @@ function assertSentKey(requests, key) {
   assert.equal(requests.length, 1);
   const [request] = requests;
   assert.equal(request.method, 'GET');
-  assert.equal(new URL(request.url).pathname, '/rest/v1/todos');
+  assert.equal(new URL(request.url).pathname, '/rest/v1/no_such_table');
   assert.equal(new URL(request.url).searchParams.get('select'), '*');
   assert.equal(request.headers.get('apikey'), key);
   assert.equal(request.headers.get('authorization'), `Bearer ${key}`);
   assert.match(request.headers.get('x-client-info'), /^supabase-js\/2\.119\.0/);
 }
 
-test('anon key passes the gateway and reaches the missing REST service (404 PGRST125)', async () => {
+test('anon key passes the gateway and reaches the REST service (404 PGRST205: no such table)', async () => {
   const { supabase, requests } = client(anonKey);
-  const { data, error, status } = await supabase.from('todos').select('*');
+  const { data, error, status } = await supabase.from('no_such_table').select('*');
   assert.equal(status, 404);
   assert.equal(data, null);
   assert.ok(error, 'expected an error object');
-  assert.equal(error.code, 'PGRST125');
+  assert.equal(error.code, 'PGRST205');
   assert.equal(typeof error.message, 'string');
   assertSentKey(requests, anonKey);
 });
@@ -61,7 +61,7 @@ test('tampered key is refused by the gateway (401 PGRST301)', async () => {
   const tampered = anonKey.slice(0, i) + (anonKey[i] === 'A' ? 'B' : 'A') + anonKey.slice(i + 1);
   assert.notEqual(tampered, anonKey);
   const { supabase, requests } = client(tampered);
-  const { data, error, status } = await supabase.from('todos').select('*');
+  const { data, error, status } = await supabase.from('no_such_table').select('*');
   assert.equal(status, 401);
   assert.equal(data, null);
   assert.ok(error, 'expected an error object');
@@ -69,12 +69,12 @@ test('tampered key is refused by the gateway (401 PGRST301)', async () => {
   assertSentKey(requests, tampered);
 });
 
-test('service_role key passes the gateway too (404 PGRST125)', async () => {
+test('service_role key passes the gateway too (404 PGRST205)', async () => {
   const { supabase, requests } = client(serviceRoleKey);
-  const { error, status } = await supabase.from('todos').select('*');
+  const { error, status } = await supabase.from('no_such_table').select('*');
   assert.equal(status, 404);
   assert.ok(error, 'expected an error object');
-  assert.equal(error.code, 'PGRST125');
+  assert.equal(error.code, 'PGRST205');
   assertSentKey(requests, serviceRoleKey);
 });
 
@@ -94,8 +94,8 @@ test('CORS preflight for the headers supabase-js sends is allowed', async () => 
   // A browser would preflight exactly the headers the client sets: collect them from a read and
   // a write (postgrest-js adds accept-profile / content-profile and prefer), then preflight those.
   const { supabase, requests } = client(anonKey);
-  await supabase.from('todos').select('*');
-  await supabase.from('todos').insert({ title: 'x' }).select();
+  await supabase.from('no_such_table').select('*');
+  await supabase.from('no_such_table').insert({ title: 'x' }).select();
   const sent = new Set(requests.flatMap((r) => [...r.headers.keys()]));
   for (const name of ['apikey', 'authorization', 'x-client-info', 'accept-profile', 'content-profile', 'prefer']) {
     assert.ok(sent.has(name), `supabase-js no longer sends ${name}: ${[...sent]}`);

@@ -92,6 +92,10 @@ from madbase.protocol.rest.ordering import (
     render_columns,
     render_order,
 )
+from madbase.protocol.rest.plan import (
+    Plan,
+    plan_request,
+)
 from madbase.protocol.rest.query import (
     decode_query,
     parse_query,
@@ -104,6 +108,9 @@ from madbase.protocol.rest.request import (
     Target,
     TargetKind,
     parse_request,
+)
+from madbase.protocol.rest.respond import (
+    respond,
 )
 from madbase.protocol.rest.schema import (
     ArgMode,
@@ -223,6 +230,7 @@ __all__ = [
     "PathLogic",
     "PathOrder",
     "PathRange",
+    "Plan",
     "PlanFormat",
     "PlanOption",
     "PoolTimeout",
@@ -281,6 +289,7 @@ __all__ = [
     "parse_range",
     "parse_request",
     "parse_select",
+    "plan_request",
     "preference_applied",
     "render_columns",
     "render_filter",
@@ -291,6 +300,7 @@ __all__ = [
     "render_range",
     "render_rest_error",
     "render_select",
+    "respond",
     "select_schema",
     "snapshot_from_json",
     "status_for_sqlstate",

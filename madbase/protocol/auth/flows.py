@@ -1,0 +1,647 @@
+"""The `/auth/v1` endpoints as generator flows: they yield commands and are sent the results.
+
+Theory of operation. `auth_flow(request, subpath, settings, now=...)` is a generator: every time
+it needs the outside world it yields one command and is sent its result, as httpx's auth flows
+and psycopg's generators do. The commands and what the runtime sends back:
+
+    RunTransaction(tx)     -> list[DbResult] | DbError   (one pipelined round trip)
+    HashPassword(...)      -> str                        (argon2id, in a worker thread)
+    CheckPassword(...)     -> bool                       (by the hash's scheme)
+    DrawRandom(size)       -> bytes                      (from a CSPRNG)
+
+The flow finishes with the `Response` (its `StopIteration.value`); every `AuthError` raised on the
+way is rendered here with the request's `X-Supabase-Api-Version`, so the runtime never picks a
+status. Each grant costs as few round trips as it can: the password grant reads the user in one
+transaction and writes session, AMR claim, refresh token, sign-in time and audit entry in a second;
+a refresh reads token, user, session and the active token in one and rotates in a second.
+
+An unknown email and a wrong password give the same error after the same work: a missing user is
+checked against `DUMMY_HASH`, an argon2id hash with the runtime's parameters.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from collections.abc import Generator
+from datetime import datetime
+from typing import Final, TypeAlias, TypeVar, assert_never, final
+
+import attrs
+
+from madbase.protocol.auth import sql
+from madbase.protocol.auth.bearer import BearerError, verify_bearer
+from madbase.protocol.auth.errors import (
+    AuthError,
+    BadJwt,
+    EmailNotConfirmed,
+    InvalidCredentials,
+    NoAuthorization,
+    PhoneExists,
+    PhoneNotConfirmed,
+    SamePassword,
+    SessionNotFound,
+    UnexpectedFailure,
+    UserAlreadyExists,
+    UserBanned,
+    UserNotFound,
+    WeakPassword,
+    auth_api_version,
+    render_auth_error,
+)
+from madbase.protocol.auth.grants import (
+    LogoutScope,
+    PasswordGrant,
+    RefreshTokenGrant,
+    parse_logout_scope,
+    parse_token_request,
+)
+from madbase.protocol.auth.limits import AuthLimits
+from madbase.protocol.auth.passwords import (
+    CheckPassword,
+    HashPassword,
+    needs_rehash,
+    password_weakness,
+)
+from madbase.protocol.auth.refresh import (
+    RefreshTokenRow,
+    Refuse,
+    ReturnCurrent,
+    RevokeFamily,
+    Rotate,
+    decide_refresh,
+    new_refresh_token,
+)
+from madbase.protocol.auth.tokens import (
+    AmrClaim,
+    Session,
+    User,
+    issue_access_token,
+    render_user,
+    session_response,
+)
+from madbase.protocol.auth.validate import (
+    AnonymousSignupRequest,
+    SignupRequest,
+    parse_signup,
+    parse_user_update,
+)
+from madbase.protocol.http.messages import JsonValue, Request, Response, json_response
+from madbase.protocol.sql import DbError, DbResult, Statement, Transaction
+
+__all__ = [
+    "DUMMY_HASH",
+    "AuthCommand",
+    "AuthSettings",
+    "DrawRandom",
+    "Flow",
+    "RunTransaction",
+    "auth_flow",
+]
+
+JsonObject = dict[str, JsonValue]
+T = TypeVar("T")
+
+# argon2id of a throw-away password with argon2-cffi's default parameters (m=65536, t=3, p=4):
+# checked when the user does not exist, so that costs the same as a wrong password.
+DUMMY_HASH: Final = "$argon2id$v=19$m=65536,t=3,p=4$xYKJj3Mm9e+wCreCmLXpqg$So6Tpp5uiNnsG4U5Tw3z0CPZ+t6H5tQs9cLYJofbhVY"
+# GoTrue's /health answer (api/health.go); the version is MadBase's API level.
+_HEALTH: Final[JsonObject] = {
+    "version": "v2.180.0",
+    "name": "GoTrue",
+    "description": "GoTrue is a user registration and authentication API",
+}
+_UNIQUE_VIOLATION: Final = "23505"
+# A concurrent refresh of the same token makes the rotation match no row; read again, a few times.
+_ROTATION_ATTEMPTS: Final = 3
+_UUID_BYTES: Final = 16
+
+
+@final
+@attrs.frozen(kw_only=True)
+class RunTransaction:
+    """Command: run `tx`; the runtime answers `list[DbResult] | DbError`."""
+
+    tx: Transaction
+
+
+@final
+@attrs.frozen(kw_only=True)
+class DrawRandom:
+    """Command: draw `size` random bytes from a CSPRNG; the runtime answers `bytes`."""
+
+    size: int
+
+
+AuthCommand: TypeAlias = RunTransaction | HashPassword | CheckPassword | DrawRandom
+Flow: TypeAlias = Generator[AuthCommand, object, T]
+
+
+@final
+@attrs.frozen(kw_only=True)
+class AuthSettings:
+    """What the flows of one project need besides the request: limits, signing secret, URLs."""
+
+    limits: AuthLimits
+    secret: str = attrs.field(repr=False)
+    site_url: str
+    # GoTrue's MAILER_AUTOCONFIRM; on for local development (no mailer yet), so signup signs in.
+    autoconfirm: bool = True
+
+
+# --- the commands, typed -----------------------------------------------------------------------
+
+
+def _run(*statements: Statement, read_only: bool = False) -> Flow[list[DbResult]]:
+    result = yield from _try_run(*statements, read_only=read_only)
+    if isinstance(result, DbError):
+        # Our SQL failed on its own: a bug or a broken database, never the client's doing.
+        raise UnexpectedFailure(f"database error {result.sqlstate}")
+    return result
+
+
+def _try_run(*statements: Statement, read_only: bool = False) -> Flow[list[DbResult] | DbError]:
+    result = yield RunTransaction(tx=Transaction(statements=statements, read_only=read_only))
+    assert isinstance(result, list | DbError), result
+    return result
+
+
+def _random(size: int) -> Flow[bytes]:
+    result = yield DrawRandom(size=size)
+    assert isinstance(result, bytes), result
+    assert len(result) >= size, result
+    return result
+
+
+def _hash(password: str) -> Flow[str]:
+    result = yield HashPassword(password=password)
+    assert isinstance(result, str), result
+    return result
+
+
+def _check(encrypted_password: str, password: str) -> Flow[bool]:
+    result = yield CheckPassword(encrypted_password=encrypted_password, password=password)
+    assert isinstance(result, bool), result
+    return result
+
+
+def _uuids(random: bytes, count: int) -> list[str]:
+    return [
+        str(uuid.UUID(bytes=random[i * _UUID_BYTES : (i + 1) * _UUID_BYTES], version=4))
+        for i in range(count)
+    ]
+
+
+def _first(result: DbResult) -> bytes | None:
+    return result.rows[0][0] if result.rows else None
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+
+def auth_flow(
+    request: Request, subpath: str, settings: AuthSettings, *, now: datetime
+) -> Flow[Response]:
+    """Answer one `/auth/v1` request; `subpath` is the path after `/auth/v1`.
+
+    Never raises for anything the client sent: every `AuthError` becomes its rendered response.
+    """
+    version = request.header("x-supabase-api-version")
+    try:
+        response = yield from _route(request, subpath.rstrip("/") or "/", settings, now=now)
+    except AuthError as err:
+        return render_auth_error(err, api_version=version)
+    echoed = auth_api_version(version)
+    if echoed is not None:
+        response = response.with_headers((("x-supabase-api-version", echoed),))
+    return response
+
+
+def _route(request: Request, path: str, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
+    match (request.method, path):
+        case ("GET", "/health"):
+            return json_response(200, _HEALTH)
+        case ("GET", "/settings"):
+            return json_response(200, _settings(settings))
+        case ("POST", "/signup"):
+            return (yield from _signup(request, settings, now=now))
+        case ("POST", "/token"):
+            return (yield from _token(request, settings, now=now))
+        case ("GET", "/user"):
+            user, _ = yield from _authenticate(request, settings, now=now)
+            return json_response(200, render_user(user))
+        case ("PUT", "/user"):
+            return (yield from _update_user(request, settings, now=now))
+        case ("POST", "/logout"):
+            return (yield from _logout(request, settings, now=now))
+    raise AuthError("Not Found", status=404)
+
+
+def _settings(settings: AuthSettings) -> JsonObject:
+    limits = settings.limits
+    external: JsonObject = {
+        "anonymous_users": limits.anonymous_users_enabled,
+        "email": limits.email_enabled,
+        "phone": limits.phone_enabled,
+    }
+    return {
+        "external": external,
+        "disable_signup": limits.disable_signup,
+        "mailer_autoconfirm": settings.autoconfirm,
+        "phone_autoconfirm": settings.autoconfirm,
+        "sms_provider": "",
+        "saml_enabled": False,
+        "passkeys_enabled": False,
+    }
+
+
+def _ip(request: Request) -> str | None:
+    if request.client is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(request.client))
+    except ValueError:
+        return None
+
+
+def _session_statements(
+    user: User, *, ids: list[str], token: str, method: str, request: Request, now: datetime
+) -> tuple[Session, tuple[Statement, ...]]:
+    """A new session for `user` authenticated by `method`: the value and its inserts.
+
+    `ids` are the session id and the AMR claim id.
+    """
+    session_id, claim_id = ids
+    session = Session(id=session_id, user_id=user.id, created_at=now, updated_at=now)
+    statements = (
+        sql.insert_session(
+            session_id=session_id,
+            user_id=user.id,
+            user_agent=request.header("user-agent"),
+            ip=_ip(request),
+            now=now,
+        ),
+        sql.insert_amr_claim(claim_id=claim_id, session_id=session_id, method=method, now=now),
+        sql.insert_refresh_token(
+            token=token, user_id=user.id, session_id=session_id, parent=None, now=now
+        ),
+    )
+    return attrs.evolve(session, amr_claims=_amr(method, now)), statements
+
+
+def _amr(method: str, now: datetime) -> tuple[AmrClaim, ...]:
+    return (AmrClaim(method=method, updated_at=now),)
+
+
+def _session_body(
+    user: User,
+    session: Session,
+    refresh_token: str,
+    settings: AuthSettings,
+    *,
+    now: datetime,
+    weak: WeakPassword | None = None,
+) -> Response:
+    access = issue_access_token(
+        user, session, limits=settings.limits, secret=settings.secret, now=now
+    )
+    body = session_response(user, access, refresh_token, now=now, weak_password=weak)
+    return json_response(200, body)
+
+
+def _audit(
+    user_id: str,
+    action: str,
+    log_type: str,
+    *,
+    entry_id: str,
+    request: Request,
+    now: datetime,
+    traits: JsonObject | None = None,
+) -> Statement:
+    return sql.insert_audit_entry(
+        entry_id=entry_id,
+        user_id=user_id,
+        action=action,
+        log_type=log_type,
+        traits=traits,
+        ip=request.client,
+        now=now,
+    )
+
+
+# --- POST /signup ------------------------------------------------------------------------------
+
+
+def _signup(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
+    parsed = parse_signup(request.body, settings.limits)
+    # user, identity, session, amr claim, two audit entries; then 8 bytes of refresh token.
+    random = yield from _random(6 * _UUID_BYTES + 8)
+    user_id, identity_id, session_id, claim_id, audit1, audit2 = _uuids(random, 6)
+    token = new_refresh_token(random[6 * _UUID_BYTES :])
+    anonymous = isinstance(parsed, AnonymousSignupRequest)
+    confirmed = settings.autoconfirm or anonymous
+    if isinstance(parsed, SignupRequest):
+        encrypted = yield from _hash(parsed.password)
+        provider = "email" if parsed.email else "phone"
+        identity_data: JsonObject = {
+            "sub": user_id,
+            "email_verified": confirmed and provider == "email",
+            "phone_verified": confirmed and provider == "phone",
+        }
+        if parsed.email:
+            identity_data["email"] = parsed.email
+        else:
+            identity_data["phone"] = parsed.phone
+        app_metadata: JsonObject = {"provider": provider, "providers": [provider]}
+        user_metadata: JsonObject = {**parsed.data, **identity_data}
+        email, phone = parsed.email, parsed.phone
+        method = "password"
+    else:
+        encrypted, provider, identity_data = None, "anonymous", {}
+        app_metadata, user_metadata = {}, dict(parsed.data)
+        email, phone, method = None, None, "anonymous"
+    statements: list[Statement] = [
+        sql.insert_user(
+            user_id=user_id,
+            aud=settings.limits.audience,
+            email=email,
+            phone=phone,
+            encrypted_password=encrypted,
+            app_metadata=app_metadata,
+            user_metadata=user_metadata,
+            email_confirmed_at=now if confirmed and email else None,
+            phone_confirmed_at=now if confirmed and phone else None,
+            last_sign_in_at=now if confirmed else None,
+            is_anonymous=anonymous,
+            now=now,
+        )
+    ]
+    if not anonymous:
+        statements.append(
+            sql.insert_identity(
+                identity_id=identity_id,
+                user_id=user_id,
+                provider=provider,
+                provider_id=user_id,
+                identity_data=identity_data,
+                last_sign_in_at=now if confirmed else None,
+                now=now,
+            )
+        )
+    traits: JsonObject = {"provider": provider}
+    statements.append(
+        _audit(
+            user_id,
+            "user_signedup",
+            "team",
+            entry_id=audit1,
+            request=request,
+            now=now,
+            traits=traits,
+        )
+    )
+    stub = User(id=user_id, created_at=now, updated_at=now)
+    session: Session | None = None
+    if confirmed:
+        session, inserts = _session_statements(
+            stub, ids=[session_id, claim_id], token=token, method=method, request=request, now=now
+        )
+        statements += inserts
+        statements.append(
+            _audit(
+                user_id,
+                "login",
+                "account",
+                entry_id=audit2,
+                request=request,
+                now=now,
+                traits=traits,
+            )
+        )
+    statements.append(sql.select_user(user_id))
+    result = yield from _try_run(*statements)
+    if isinstance(result, DbError):
+        if result.sqlstate == _UNIQUE_VIOLATION:
+            raise PhoneExists() if phone and not email else UserAlreadyExists()
+        raise UnexpectedFailure(f"database error {result.sqlstate}")
+    user = sql.decode_user(_first(result[-1]))
+    assert user is not None
+    if session is None:
+        return json_response(200, render_user(user))
+    return _session_body(user, session, token, settings, now=now)
+
+
+# --- POST /token -------------------------------------------------------------------------------
+
+
+def _token(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
+    grant = parse_token_request(request.query_param("grant_type"), request.body, settings.limits)
+    match grant:
+        case PasswordGrant():
+            return (yield from _password_grant(grant, request, settings, now=now))
+        case RefreshTokenGrant():
+            return (yield from _refresh_grant(grant, request, settings, now=now))
+    # pkce and id_token are not served yet: GoTrue's answer for a grant it does not offer.
+    raise InvalidCredentials("unsupported_grant_type")
+
+
+def _password_grant(
+    grant: PasswordGrant, request: Request, settings: AuthSettings, *, now: datetime
+) -> Flow[Response]:
+    lookup = sql.user_by_email(grant.email) if grant.email else sql.user_by_phone(grant.phone or "")
+    (found,) = yield from _run(lookup, read_only=True)
+    user = sql.decode_user(_first(found))
+    stored = user.encrypted_password if user is not None else None
+    # Same work whether or not the user (or its password) exists.
+    ok = yield from _check(stored or DUMMY_HASH, grant.password)
+    if user is None or not stored or not ok:
+        raise InvalidCredentials
+    if user.is_banned(now=now):
+        raise UserBanned(status=400)
+    if grant.email and user.email_confirmed_at is None:
+        raise EmailNotConfirmed
+    if grant.phone and user.phone_confirmed_at is None:
+        raise PhoneNotConfirmed
+    statements: list[Statement] = []
+    if needs_rehash(stored):
+        statements.append(sql.set_password(user.id, (yield from _hash(grant.password)), now=None))
+    random = yield from _random(3 * _UUID_BYTES + 8)
+    session_id, claim_id, audit_id = _uuids(random, 3)
+    token = new_refresh_token(random[3 * _UUID_BYTES :])
+    session, inserts = _session_statements(
+        user, ids=[session_id, claim_id], token=token, method="password", request=request, now=now
+    )
+    provider = "email" if grant.email else "phone"
+    statements += [
+        *inserts,
+        sql.record_sign_in(user.id, provider=provider, now=now),
+        _audit(
+            user.id,
+            "login",
+            "account",
+            entry_id=audit_id,
+            request=request,
+            now=now,
+            traits={"provider": provider},
+        ),
+        sql.select_user(user.id),
+    ]
+    result = yield from _run(*statements)
+    fresh = sql.decode_user(_first(result[-1]))
+    assert fresh is not None
+    weak = password_weakness(grant.password, settings.limits)
+    return _session_body(fresh, session, token, settings, now=now, weak=weak)
+
+
+def _refresh_grant(
+    grant: RefreshTokenGrant, request: Request, settings: AuthSettings, *, now: datetime
+) -> Flow[Response]:
+    for _ in range(_ROTATION_ATTEMPTS):
+        (row,) = yield from _run(sql.refresh_token_state(grant.refresh_token), read_only=True)
+        token: RefreshTokenRow | None = None
+        user: User | None = None
+        session: Session | None = None
+        active: RefreshTokenRow | None = None
+        if row.rows:
+            raw_token, raw_user, raw_session, raw_active = row.rows[0]
+            token = sql.decode_refresh_token(raw_token)
+            user = sql.decode_user(raw_user)
+            session = sql.decode_session(raw_session)
+            active = sql.decode_refresh_token(raw_active)
+        decision = decide_refresh(
+            token, user=user, session=session, active=active, limits=settings.limits, now=now
+        )
+        match decision:
+            case Refuse(error=error, destroy_token_id=destroy):
+                if destroy is not None:
+                    yield from _run(sql.delete_refresh_token(destroy))
+                raise error
+            case RevokeFamily(session_id=session_id, error=error):
+                yield from _run(sql.revoke_session_tokens(session_id, now=now))
+                raise error
+            case ReturnCurrent(token=current):
+                assert user is not None
+                assert session is not None
+                return _session_body(user, session, current.token, settings, now=now)
+            case Rotate(session_id=session_id, parent=parent):
+                assert user is not None
+                assert session is not None
+                child = new_refresh_token((yield from _random(8)))
+                rotated, _ = yield from _run(
+                    sql.rotate_refresh_token(
+                        parent=parent, token=child, session_id=session_id, now=now
+                    ),
+                    sql.touch_session(session_id, now=now),
+                )
+                if rotated.rows:
+                    return _session_body(user, session, child, settings, now=now)
+    raise UnexpectedFailure("refresh token rotation kept conflicting")
+
+
+# --- GET/PUT /user, POST /logout -----------------------------------------------------------------
+
+
+def _bearer_claims(request: Request, settings: AuthSettings, *, now: datetime) -> JsonObject:
+    authorization = request.header("authorization")
+    if authorization is None or not authorization.strip():
+        raise NoAuthorization
+    try:
+        auth = verify_bearer(authorization, settings.secret, now=now)
+    except BearerError as err:
+        raise BadJwt(f"invalid JWT: unable to parse or verify signature, {err.message}") from None
+    claims = sql.load_json(auth.claims_json.encode())
+    assert claims is not None
+    return claims
+
+
+def _authenticate(
+    request: Request, settings: AuthSettings, *, now: datetime
+) -> Flow[tuple[User, str | None]]:
+    """The user of the request's access token and its session id (checked to exist)."""
+    claims = _bearer_claims(request, settings, now=now)
+    subject, session_id = claims.get("sub"), claims.get("session_id")
+    if not isinstance(subject, str) or not _is_uuid(subject):
+        raise BadJwt("invalid claim: missing sub claim")
+    session = session_id if isinstance(session_id, str) and _is_uuid(session_id) else None
+    (row,) = yield from _run(sql.user_and_session(subject, session), read_only=True)
+    if not row.rows:
+        raise UserNotFound(status=403)
+    raw_user, has_session = row.rows[0]
+    user = sql.decode_user(raw_user)
+    assert user is not None
+    if session is not None and has_session != b"t":
+        raise SessionNotFound
+    if user.is_banned(now=now):
+        raise UserBanned(status=403)
+    return user, session
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _update_user(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
+    update = parse_user_update(request.body, settings.limits)
+    user, session_id = yield from _authenticate(request, settings, now=now)
+    statements: list[Statement] = []
+    random = yield from _random(_UUID_BYTES)
+    (audit_id,) = _uuids(random, 1)
+    action = "user_modified"
+    if update.data is not None:
+        # GoTrue merges the keys; a null value removes its key (models/user.go).
+        merged = dict(user.user_metadata)
+        for key, value in update.data.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        statements.append(sql.set_user_metadata(user.id, merged, now=now))
+    if update.password is not None:
+        if user.encrypted_password and (
+            yield from _check(user.encrypted_password, update.password)
+        ):
+            raise SamePassword
+        encrypted = yield from _hash(update.password)
+        statements += [
+            sql.set_password(user.id, encrypted, now=now),
+            # A new password ends every other session (models/user.go UpdatePassword).
+            sql.delete_sessions(user.id, only=None, keep=session_id or sql.NIL_UUID),
+        ]
+        action = "user_updated_password"
+    # TODO(auth-email-change): email and phone changes need the mailer; ignored for now.
+    statements += [
+        _audit(user.id, action, "user", entry_id=audit_id, request=request, now=now),
+        sql.select_user(user.id),
+    ]
+    result = yield from _run(*statements)
+    fresh = sql.decode_user(_first(result[-1]))
+    assert fresh is not None
+    return json_response(200, render_user(fresh))
+
+
+def _logout(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
+    scope = parse_logout_scope(request.query_param("scope"))
+    claims = _bearer_claims(request, settings, now=now)
+    subject, session_id = claims.get("sub"), claims.get("session_id")
+    if not isinstance(subject, str) or not _is_uuid(subject):
+        raise BadJwt("invalid claim: missing sub claim")
+    session = session_id if isinstance(session_id, str) and _is_uuid(session_id) else None
+    match scope:
+        case LogoutScope.GLOBAL:
+            delete = sql.delete_sessions(subject, only=None, keep=None)
+        case LogoutScope.LOCAL:
+            delete = sql.delete_sessions(subject, only=session or sql.NIL_UUID, keep=None)
+        case LogoutScope.OTHERS:
+            delete = sql.delete_sessions(subject, only=None, keep=session or sql.NIL_UUID)
+        case _:
+            assert_never(scope)
+    (audit_id,) = _uuids((yield from _random(_UUID_BYTES)), 1)
+    yield from _run(
+        delete, _audit(subject, "logout", "account", entry_id=audit_id, request=request, now=now)
+    )
+    return Response(status=204)
