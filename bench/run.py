@@ -37,6 +37,16 @@ START_TIMEOUT: Final = 120.0
 STOP_TIMEOUT: Final = 30.0
 WARMUP_SECONDS: Final = 2.0
 MADBASE: Final = (sys.executable, "-m", "madbase")
+BENCH_SCHEMA: Final = """
+create table public.items (
+  id int primary key, name text not null, price numeric(10, 2) not null,
+  tags text[] not null default '{}', created_at timestamptz not null default now()
+);
+insert into public.items (id, name, price, tags)
+  select i, 'item ' || i, (i % 100) + 0.99, array['tag' || (i % 7)] from generate_series(1, 1000) i;
+alter table public.items enable row level security;
+create policy items_readable on public.items for select to anon, authenticated using (true);
+"""
 # No proxy for loopback, whatever http_proxy says.
 _OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -97,7 +107,7 @@ class Server:
                 raise RuntimeError(f"/health never answered 200: {self.log_tail()}")
             time.sleep(0.1)
 
-    def anon_key(self) -> str:
+    def keys(self) -> dict[str, str]:
         out = subprocess.run(
             [*MADBASE, "keys", "--json", "--data-dir", str(self.data_dir)],
             cwd=self.tmp,
@@ -107,7 +117,26 @@ class Server:
             check=True,
             timeout=60,
         )
-        return str(json.loads(out.stdout)["anon_key"])
+        keys: dict[str, str] = json.loads(out.stdout)
+        return keys
+
+    def anon_key(self) -> str:
+        return self.keys()["anon_key"]
+
+    def create_bench_table(self, apikey: str) -> None:
+        """A table of 1,000 rows readable by anon through an RLS policy, as the REST workloads use.
+
+        The schema cache reloads after the DDL (event trigger); wait until /rest/v1 sees it.
+        """
+        import psycopg
+
+        with psycopg.connect(self.keys()["db_url"], autocommit=True) as conn:
+            conn.execute(BENCH_SCHEMA)
+        deadline = time.monotonic() + 30
+        while http_status(self.url + "/rest/v1/items?id=eq.1", {"apikey": apikey}) != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"/rest/v1/items never answered 200: {self.log_tail()}")
+            time.sleep(0.1)
 
     def check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
@@ -142,9 +171,10 @@ class Server:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def http_status(url: str) -> int | None:
+def http_status(url: str, headers: dict[str, str] | None = None) -> int | None:
     try:
-        with _OPENER.open(url, timeout=5) as response:
+        request = urllib.request.Request(url, headers=headers or {})
+        with _OPENER.open(request, timeout=5) as response:
             return int(response.status)
     except urllib.error.HTTPError as err:
         return err.code
@@ -350,11 +380,16 @@ def main(argv: list[str] | None = None) -> int:
         hello.start()
         print(f"starting madbase serve in {server.data_dir} with {SERVER_ENV}", file=sys.stderr)
         server.start()
-        apikey = f"apikey: {server.anon_key()}"
+        anon = server.anon_key()
+        apikey = f"apikey: {anon}"
+        bearer = f"Authorization: Bearer {anon}"
+        server.create_bench_table(anon)
         workloads = [
             ("hello", hello, "/", [], 200),
             ("health", server, "/health", [], 200),
             ("rest_404", server, "/rest/v1/bench", [apikey], 404),
+            ("get_one", server, "/rest/v1/items?select=*&id=eq.42", [apikey, bearer], 200),
+            ("list_20", server, "/rest/v1/items?select=*&order=id&limit=20", [apikey, bearer], 200),
         ]
         for name, target, path, headers, expected in workloads:
             print(f"{name}: {tool} -c{args.connections} {args.duration:g}s {path}", file=sys.stderr)
