@@ -45,6 +45,7 @@ from madbase.protocol.auth.errors import (
     UserAlreadyExists,
     UserBanned,
     UserNotFound,
+    ValidationFailed,
     WeakPassword,
     auth_api_version,
     render_auth_error,
@@ -426,7 +427,8 @@ def _signup(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
             raise PhoneExists() if phone and not email else UserAlreadyExists()
         raise UnexpectedFailure(f"database error {result.sqlstate}")
     user = sql.decode_user(_first(result[-1]))
-    assert user is not None
+    if user is None:
+        raise UnexpectedFailure
     if session is None:
         return json_response(200, render_user(user))
     return _session_body(user, session, token, settings, now=now)
@@ -489,8 +491,13 @@ def _password_grant(
     ]
     result = yield from _run(*statements)
     fresh = sql.decode_user(_first(result[-1]))
-    assert fresh is not None
-    weak = password_weakness(grant.password, settings.limits)
+    if fresh is None:  # deleted between the lookup and the sign-in
+        raise InvalidCredentials
+    try:
+        weak = password_weakness(grant.password, settings.limits)
+    except ValidationFailed:
+        # GoTrue reports only weakness at sign-in; the password already matched its hash.
+        weak = None
     return _session_body(fresh, session, token, settings, now=now, weak=weak)
 
 
@@ -620,7 +627,8 @@ def _update_user(request: Request, settings: AuthSettings, *, now: datetime) -> 
     ]
     result = yield from _run(*statements)
     fresh = sql.decode_user(_first(result[-1]))
-    assert fresh is not None
+    if fresh is None:  # deleted while this request ran
+        raise UserNotFound(status=403)
     return json_response(200, render_user(fresh))
 
 
