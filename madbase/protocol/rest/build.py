@@ -67,7 +67,7 @@ from madbase.protocol.rest.syntax import (
 )
 from madbase.protocol.sql import Statement, quote_ident
 
-__all__ = ["UndefinedColumn", "read_statement"]
+__all__ = ["UndefinedColumn", "body_aggregate", "read_statement"]
 
 _OPERATORS: Final = {
     Operator.EQ: "=",
@@ -161,7 +161,7 @@ class _Embed:
     empty: bool
 
 
-class _Builder:
+class StatementBuilder:
     """Collects parameters and aliases while one statement is built."""
 
     def __init__(self, snapshot: SchemaSnapshot, query: QueryParams, max_depth: int) -> None:
@@ -494,6 +494,24 @@ def _ambiguous(parent: Relation, item: SelectEmbed, found: tuple[Relationship, .
     )
 
 
+def body_aggregate(page: str, media: MediaKind, *, stripped: bool) -> str:
+    """The aggregate over `_t`, the rows of the query `page`, that renders the body as text."""
+    match media:
+        case MediaKind.CSV:
+            return (
+                "(select coalesce(string_agg(k, ','), '') from (select json_object_keys("
+                "row_to_json(_h)) as k from (select * from (" + page + ") _p limit 1) _h) _k)"
+                " || chr(10) || coalesce(string_agg(substr(_t::text, 2, length(_t::text) - 2), "
+                "chr(10)), '')"
+            )
+        case MediaKind.OBJECT:
+            row = "json_strip_nulls(row_to_json(_t))" if stripped else "row_to_json(_t)"
+            return f"(json_agg({row}) -> 0)::text"
+        case _:
+            row = "json_strip_nulls(row_to_json(_t))" if stripped else "_t"
+            return f"coalesce(json_agg({row}), '[]')::text"
+
+
 def read_statement(
     snapshot: SchemaSnapshot,
     relation: Relation,
@@ -511,7 +529,7 @@ def read_statement(
     Raises:
         RestError: unknown column, relationship or embed; an unsupported feature.
     """
-    b = _Builder(snapshot, query, max_depth)
+    b = StatementBuilder(snapshot, query, max_depth)
     alias = relation.name.name
     b.aliases.add(alias)
     source = f"{q(relation.name.schema)}.{q(relation.name.name)} {q(alias)}"
@@ -525,19 +543,6 @@ def read_statement(
     if offset:
         page += f" offset {int(offset)}"
     total = f"(select count(*) from {from_sql})" if count else "null::bigint"
-    match media:
-        case MediaKind.CSV:
-            body = (
-                "(select coalesce(string_agg(k, ','), '') from (select json_object_keys("
-                "row_to_json(_h)) as k from (select * from (" + page + ") _p limit 1) _h) _k)"
-                " || chr(10) || coalesce(string_agg(substr(_t::text, 2, length(_t::text) - 2), "
-                "chr(10)), '')"
-            )
-        case MediaKind.OBJECT:
-            row = "json_strip_nulls(row_to_json(_t))" if stripped else "row_to_json(_t)"
-            body = f"(json_agg({row}) -> 0)::text"
-        case _:
-            row = "json_strip_nulls(row_to_json(_t))" if stripped else "_t"
-            body = f"coalesce(json_agg({row}), '[]')::text"
+    body = body_aggregate(page, media, stripped=stripped)
     sql = f"select {total}, count(*), {body} from ({page}) _t"
     return Statement(sql, tuple(b.params))

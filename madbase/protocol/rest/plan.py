@@ -4,7 +4,9 @@ As PostgREST's `Plan.hs` + `Query.hs`: the target must exist (PGRST205 with a di
 columns and embeds are checked (42703, PGRST200, PGRST201, PGRST108), and the result is one
 `Transaction`: the request's settings in PostgREST's order (search_path, role, claims, method,
 path, headers, cookies, timezone), then one statement that builds the response body in Postgres
-(see `build`). GET/HEAD run READ ONLY. Writes and RPC are not planned yet (PGRST127).
+(see `build`). GET/HEAD run READ ONLY; POST/PATCH/PUT/DELETE run READ WRITE with the statement
+of `mutate`, whose row is (total, affected rows, body, primary key of the first row). RPC is not
+planned yet (PGRST127).
 
 `count=planned` and `count=estimated` are answered with an exact count for now.
 """
@@ -23,13 +25,25 @@ from madbase.protocol.rest.headers import (
     MediaKind,
     MediaType,
     Preferences,
+    PreferHandling,
+    PreferMissing,
+    PreferResolution,
+    PreferReturn,
     PreferTransaction,
     preference_applied,
 )
 from madbase.protocol.rest.limits import RestLimits
+from madbase.protocol.rest.mutate import (
+    Output,
+    Payload,
+    delete_statement,
+    insert_statement,
+    put_keys,
+    update_statement,
+)
 from madbase.protocol.rest.request import Action, ApiRequest, TargetKind
-from madbase.protocol.rest.schema import SchemaSnapshot
-from madbase.protocol.sql import Transaction
+from madbase.protocol.rest.schema import Relation, SchemaSnapshot
+from madbase.protocol.sql import Statement, Transaction
 
 __all__ = ["Plan", "plan_request"]
 
@@ -37,6 +51,9 @@ __all__ = ["Plan", "plan_request"]
 _EXTRA_SEARCH_PATH: Final = ("public",)
 _READ_MEDIA: Final = frozenset(
     {MediaKind.JSON, MediaKind.OBJECT, MediaKind.ARRAY_STRIPPED, MediaKind.CSV}
+)
+_WRITES: Final = frozenset(
+    {Action.CREATE, Action.UPSERT, Action.SINGLE_UPSERT, Action.UPDATE, Action.DELETE}
 )
 
 
@@ -49,6 +66,10 @@ class Plan:
     the top-level range's first row (for Content-Range); `counted` says whether `total` was
     asked for; `media_type` the negotiated response type; `head` drops the body; `anonymous` makes
     42501 a 401; `profile` is the schema to echo in `Content-Profile` (None: no profile header).
+
+    For writes, `action` is the request's action (READ for reads), `return_` its `return=`
+    preference, `location` the path (`/todos`) a `Location` header starts with and `primary_key`
+    the key columns it names.
     """
 
     transaction: Transaction
@@ -59,6 +80,10 @@ class Plan:
     anonymous: bool = False
     profile: str | None = None
     preference_applied: str | None = None
+    action: Action = Action.READ
+    return_: PreferReturn = PreferReturn.MINIMAL
+    location: str | None = None
+    primary_key: tuple[str, ...] = ()
 
 
 def _settings(
@@ -107,10 +132,13 @@ def plan_request(
         RestError: unknown table (PGRST205), column (42703), relationship (PGRST200/201), embed
             (PGRST108), or a request this version does not plan yet (PGRST127).
     """
-    if api.action is not Action.READ or api.target.kind is not TargetKind.RELATION:
+    writing = api.action in _WRITES
+    if (
+        not writing and api.action is not Action.READ
+    ) or api.target.kind is not TargetKind.RELATION:
         raise NotImplementedFeature(
             details=f"{api.method} requests on this resource are not implemented yet "
-            "(only reads of tables and views)"
+            "(only reads and writes of tables and views)"
         )
     if api.media_type.kind not in _READ_MEDIA:
         raise NotImplementedFeature(
@@ -123,6 +151,8 @@ def plan_request(
         similar = snapshot.similar_relations(schema, name)
         hint = f"Perhaps you meant the table '{schema}.{similar[0]}'" if similar else None
         raise TableNotFound.in_schema(schema, name, hint)
+    if writing:
+        return _write_plan(api, snapshot, relation, auth, limits, path, headers_json)
     counted = api.preferences.count is not None
     statement = read_statement(
         snapshot,
@@ -149,4 +179,98 @@ def plan_request(
         anonymous=auth.role == "anon",
         profile=api.target.schema if api.negotiated_by_profile else None,
         preference_applied=_applied(api.preferences),
+    )
+
+
+def _write_statement(
+    api: ApiRequest, snapshot: SchemaSnapshot, relation: Relation, limits: RestLimits
+) -> tuple[Statement, bool]:
+    """The statement for a write, and whether an upsert resolution applied."""
+    prefs = api.preferences
+    return_ = prefs.return_ or PreferReturn.MINIMAL
+    out = Output(
+        representation=return_ is PreferReturn.REPRESENTATION,
+        count=prefs.count is not None,
+        location=return_ is PreferReturn.HEADERS_ONLY,
+        media=api.media_type.kind,
+        stripped=api.media_type.kind is MediaKind.ARRAY_STRIPPED or api.media_type.nulls_stripped,
+        max_depth=limits.max_embed_depth,
+    )
+    query = api.query
+    match api.action:
+        case Action.DELETE:
+            return delete_statement(snapshot, relation, query, out), False
+        case Action.UPDATE:
+            payload = Payload.parse(api.body, relation, query.columns, array_ok=False)
+            return update_statement(snapshot, relation, query, payload, out), False
+        case Action.SINGLE_UPSERT:
+            keys = put_keys(relation, query)
+            payload = Payload.parse(api.body, relation, query.columns, array_ok=False)
+            statement = insert_statement(
+                snapshot,
+                relation,
+                query,
+                payload,
+                out,
+                conflict=relation.primary_key,
+                merge=True,
+                put=keys,
+            )
+            return statement, False
+        case _:
+            payload = Payload.parse(api.body, relation, query.columns, array_ok=True)
+            conflict = query.on_conflict or relation.primary_key or None
+            upsert = prefs.resolution is not None and conflict is not None
+            statement = insert_statement(
+                snapshot,
+                relation,
+                query,
+                payload,
+                out,
+                conflict=conflict if upsert else None,
+                merge=prefs.resolution is PreferResolution.MERGE_DUPLICATES,
+                missing_default=prefs.missing is PreferMissing.DEFAULT,
+            )
+            return statement, upsert
+
+
+def _write_plan(
+    api: ApiRequest,
+    snapshot: SchemaSnapshot,
+    relation: Relation,
+    auth: RequestAuth,
+    limits: RestLimits,
+    path: str,
+    headers_json: str,
+) -> Plan:
+    prefs = api.preferences
+    if prefs.handling is PreferHandling.STRICT and prefs.max_affected is not None:
+        raise NotImplementedFeature(details="Prefer: max-affected is not implemented yet")
+    if api.action is not Action.DELETE and api.content_type.kind is not MediaKind.JSON:
+        raise NotImplementedFeature(
+            details=f"request bodies of type {api.content_type.kind.value} are not implemented yet"
+        )
+    statement, upsert = _write_statement(api, snapshot, relation, limits)
+    applied = attrs.evolve(
+        prefs,
+        resolution=prefs.resolution if upsert else None,
+        missing=prefs.missing if api.action in (Action.CREATE, Action.UPSERT) else None,
+        max_affected=None,
+    )
+    return Plan(
+        transaction=Transaction(
+            settings=_settings(api, auth, path, headers_json),
+            statements=(statement,),
+            read_only=False,
+            rollback=prefs.transaction is PreferTransaction.ROLLBACK,
+        ),
+        media_type=api.media_type,
+        counted=prefs.count is not None,
+        anonymous=auth.role == "anon",
+        profile=api.target.schema if api.negotiated_by_profile else None,
+        preference_applied=preference_applied(applied),
+        action=api.action,
+        return_=prefs.return_ or PreferReturn.MINIMAL,
+        location="/" + relation.name.name,
+        primary_key=relation.primary_key,
     )

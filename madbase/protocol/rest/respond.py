@@ -3,14 +3,28 @@
 Status and Content-Range follow PostgREST's range rules: with a known total, an offset past it is
 416 PGRST103 and a page smaller than the total is 206; `Content-Range` is `first-last/total`,
 `*` for the range when the page is empty and for the total when none was counted.
+
+Writes (PostgREST `Response.hs` `actionResponse`): POST answers 201, PATCH/DELETE/PUT 200 with
+`return=representation` else 204; `Content-Range` is `*/total` (PATCH: `0-(n-1)/total`);
+`return=headers-only` on POST adds `Location: /t?pk=eq.v` from the first written row. A PUT
+that wrote nothing had a payload key that differs from the URL's (PGRST115).
 """
 
 from __future__ import annotations
 
+import json
+from urllib.parse import quote
+
 from madbase.protocol.http.messages import Headers, Response
-from madbase.protocol.rest.errors import InvalidRange, SingularityError, db_error_response
-from madbase.protocol.rest.headers import MediaKind, to_mime
+from madbase.protocol.rest.errors import (
+    InvalidRange,
+    PutMatchingPkError,
+    SingularityError,
+    db_error_response,
+)
+from madbase.protocol.rest.headers import MediaKind, PreferReturn, to_mime
 from madbase.protocol.rest.plan import Plan
+from madbase.protocol.rest.request import Action
 from madbase.protocol.sql import DbError, DbResult
 
 __all__ = ["content_range", "respond"]
@@ -44,6 +58,8 @@ def respond(plan: Plan, result: list[DbResult] | DbError) -> Response:
             authenticated=not plan.anonymous,
         )
         return _strip(plan, response)
+    if plan.action is not Action.READ:
+        return _write_response(plan, result[-1].rows[0])
     row = result[-1].rows[0]
     total = _int(row[0])
     page_rows = _int(row[1]) or 0
@@ -66,6 +82,47 @@ def respond(plan: Plan, result: list[DbResult] | DbError) -> Response:
     if plan.preference_applied is not None:
         headers += (("preference-applied", plan.preference_applied),)
     return Response(status=status, headers=headers, body=b"" if plan.head else body)
+
+
+def _location(plan: Plan, pk: tuple[str, ...], keys: bytes | None) -> str | None:
+    """`/t?id=eq.1&...` for the first written row (None: no key or no row)."""
+    if plan.location is None or keys is None or not pk:
+        return None
+    values = json.loads(keys)
+    query = "&".join(
+        f"{quote(k, safe='')}=eq.{quote(str(v), safe='')}" for k, v in zip(pk, values, strict=True)
+    )
+    return f"{plan.location}?{query}"
+
+
+def _write_response(plan: Plan, row: tuple[bytes | None, ...]) -> Response:
+    total = _int(row[0])
+    affected = _int(row[1]) or 0
+    if plan.action is Action.SINGLE_UPSERT and affected == 0:
+        return PutMatchingPkError().to_response()
+    representation = plan.return_ is PreferReturn.REPRESENTATION
+    if representation and plan.media_type.kind is MediaKind.OBJECT and affected != 1:
+        return SingularityError.for_rows(affected).to_response()
+    if plan.action is Action.UPDATE:
+        range_ = content_range(0, affected, total)
+    else:
+        range_ = f"*/{'*' if total is None else total}"
+    headers: Headers = ()
+    if representation:
+        headers += (("content-type", f"{to_mime(plan.media_type)}; charset=utf-8"),)
+    headers += (("content-range", range_),)
+    creating = plan.action in (Action.CREATE, Action.UPSERT)
+    if creating and plan.return_ is PreferReturn.HEADERS_ONLY:
+        location = _location(plan, plan.primary_key, row[3])
+        if location is not None:
+            headers += (("location", location),)
+    if plan.profile is not None:
+        headers += (("content-profile", plan.profile),)
+    if plan.preference_applied is not None:
+        headers += (("preference-applied", plan.preference_applied),)
+    status = 201 if creating else (200 if representation else 204)
+    body = (b"" if row[2] is None else row[2]) if representation else b""
+    return Response(status=status, headers=headers, body=body)
 
 
 def _strip(plan: Plan, response: Response) -> Response:

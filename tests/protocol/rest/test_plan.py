@@ -247,12 +247,6 @@ def test_plan_embed_shapes() -> None:
     assert '"cities_countries_1".*' in sql
 
 
-@pytest.mark.parametrize("method", ["POST", "PATCH", "DELETE"])
-def test_plan_writes_not_implemented_yet(method: str) -> None:
-    with pytest.raises(NotImplementedFeature):
-        plan("/cities", ("content-type", "application/json"), method=method)
-
-
 def test_plan_media_and_rollback() -> None:
     with pytest.raises(NotImplementedFeature):
         plan("/cities", ("accept", "application/geo+json"))
