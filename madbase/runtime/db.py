@@ -91,7 +91,7 @@ class Connection:
             with trio.fail_after(timeout):
                 while True:
                     if pg.status == pq.ConnStatus.BAD:
-                        raise DbUnavailable(_pg_message(pg))
+                        raise DbUnavailable(pg_message(pg))
                     state = pg.connect_poll()
                     if state == pq.PollingStatus.OK:
                         break
@@ -100,7 +100,7 @@ class Connection:
                     elif state == pq.PollingStatus.WRITING:
                         await trio.lowlevel.wait_writable(pg.socket)
                     else:
-                        raise DbUnavailable(_pg_message(pg))
+                        raise DbUnavailable(pg_message(pg))
         except trio.TooSlowError:
             pg.finish()
             raise DbUnavailable("timed out connecting to the database") from None
@@ -192,7 +192,7 @@ class Connection:
                     if res.status == ExecStatus.PIPELINE_SYNC:
                         break
                     if res.status == ExecStatus.FATAL_ERROR and pg.status == pq.ConnStatus.BAD:
-                        raise DbUnavailable(_pg_message(pg))
+                        raise DbUnavailable(pg_message(pg))
                     last = res
             finally:
                 if pg.status == pq.ConnStatus.OK and pg.pipeline_status != pq.PipelineStatus.OFF:
@@ -218,7 +218,7 @@ class Connection:
             pg.consume_input()
         if pg.status == pq.ConnStatus.BAD:
             self.broken = True
-            raise DbUnavailable(_pg_message(pg))
+            raise DbUnavailable(pg_message(pg))
 
 
 @final
@@ -331,7 +331,8 @@ def _encode_params(st: Statement) -> list[bytes | None] | None:
     return [p.encode() if p is not None else None for p in st.params]
 
 
-def _pg_message(pg: pq.abc.PGconn) -> str:
+def pg_message(pg: pq.abc.PGconn) -> str:
+    """libpq's last error message for `pg`, for exceptions and logs."""
     return pg.error_message.decode("utf-8", "replace").strip() or "connection failed"
 
 

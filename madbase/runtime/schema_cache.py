@@ -38,7 +38,7 @@ from madbase.protocol.rest.schema import (
     introspection_transaction,
     snapshot_from_json,
 )
-from madbase.runtime.db import DbError, DbTimeout, DbUnavailable, Pool
+from madbase.runtime.db import DbError, DbTimeout, DbUnavailable, Pool, pg_message
 
 __all__ = ["SchemaCache", "SchemaCacheStatistics", "SchemaLoadError"]
 
@@ -238,7 +238,7 @@ class _Listener:
             with trio.fail_after(timeout):
                 while True:
                     if pg.status == pq.ConnStatus.BAD:
-                        raise DbUnavailable(_message(pg))
+                        raise DbUnavailable(pg_message(pg))
                     state = pg.connect_poll()
                     if state == pq.PollingStatus.OK:
                         break
@@ -247,7 +247,7 @@ class _Listener:
                     elif state == pq.PollingStatus.WRITING:
                         await trio.lowlevel.wait_writable(pg.socket)
                     else:
-                        raise DbUnavailable(_message(pg))
+                        raise DbUnavailable(pg_message(pg))
                 pg.nonblocking = 1
                 listener = cls(pg)
                 await listener._listen()
@@ -300,7 +300,7 @@ class _Listener:
             except (psycopg.Error, OSError) as err:
                 raise _ListenerBroken(str(err)) from err
             if pg.status == pq.ConnStatus.BAD:
-                raise _ListenerBroken(_message(pg))
+                raise _ListenerBroken(pg_message(pg))
             messages: list[str] = []
             while (notify := pg.notifies()) is not None:
                 if notify.relname.decode() == CHANNEL:
@@ -308,7 +308,7 @@ class _Listener:
             # Anything else that arrived (a notice, the server's goodbye) is drained by libpq.
             while not pg.is_busy() and (res := pg.get_result()) is not None:
                 if res.status == pq.ExecStatus.FATAL_ERROR:
-                    raise _ListenerBroken(_message(pg))
+                    raise _ListenerBroken(pg_message(pg))
             if messages:
                 return messages
 
@@ -317,7 +317,3 @@ class _Listener:
         if not self._closed:
             self._closed = True
             self._pg.finish()
-
-
-def _message(pg: pq.abc.PGconn) -> str:
-    return pg.error_message.decode("utf-8", "replace").strip() or "connection failed"
