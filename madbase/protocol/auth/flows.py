@@ -1,17 +1,16 @@
 """The `/auth/v1` endpoints as generator flows: they yield commands and are sent the results.
 
 Theory of operation. `auth_flow(request, subpath, settings, now=...)` is a generator: every time
-it needs the outside world it yields one command and is sent its result, as httpx's auth flows
-and psycopg's generators do. The commands and what the runtime sends back:
+it needs the outside world it yields one command (see `steps`) and is sent its result, as httpx's
+auth flows and psycopg's generators do. The flow finishes with the `Response` (its
+`StopIteration.value`); every `AuthError` raised on the way is rendered here with the request's
+`X-Supabase-Api-Version`, so the runtime never picks a status.
 
-    RunTransaction(tx)     -> list[DbResult] | DbError   (one pipelined round trip)
-    HashPassword(...)      -> str                        (argon2id, in a worker thread)
-    CheckPassword(...)     -> bool                       (by the hash's scheme)
-    DrawRandom(size)       -> bytes                      (from a CSPRNG)
+This module answers health, settings, sign-up, the token grants, the user and logout. Other
+endpoint modules each export a router, `route(request, path, settings, now=...) -> Flow | None`
+(None: not mine), listed in `_ROUTERS`; they share the steps in `steps`, never each other.
 
-The flow finishes with the `Response` (its `StopIteration.value`); every `AuthError` raised on the
-way is rendered here with the request's `X-Supabase-Api-Version`, so the runtime never picks a
-status. Each grant costs as few round trips as it can: the password grant reads the user in one
+Each grant costs as few round trips as it can: the password grant reads the user in one
 transaction and writes session, AMR claim, refresh token, sign-in time and audit entry in a second;
 a refresh reads token, user, session and the active token in one and rotates in a second.
 
@@ -21,32 +20,24 @@ checked against `DUMMY_HASH`, an argon2id hash with the runtime's parameters.
 
 from __future__ import annotations
 
-import ipaddress
-import uuid
-from collections.abc import Generator
+from collections.abc import Callable
 from datetime import datetime
-from typing import Final, TypeAlias, TypeVar, assert_never, final
-
-import attrs
+from typing import Final, TypeAlias, assert_never
 
 from madbase.protocol.auth import sql
-from madbase.protocol.auth.bearer import BearerError, verify_bearer
 from madbase.protocol.auth.errors import (
     AuthError,
     BadJwt,
     EmailNotConfirmed,
     InvalidCredentials,
-    NoAuthorization,
     PhoneExists,
     PhoneNotConfirmed,
     SamePassword,
-    SessionNotFound,
     UnexpectedFailure,
     UserAlreadyExists,
     UserBanned,
     UserNotFound,
     ValidationFailed,
-    WeakPassword,
     auth_api_version,
     render_auth_error,
 )
@@ -57,10 +48,7 @@ from madbase.protocol.auth.grants import (
     parse_logout_scope,
     parse_token_request,
 )
-from madbase.protocol.auth.limits import AuthLimits
 from madbase.protocol.auth.passwords import (
-    CheckPassword,
-    HashPassword,
     needs_rehash,
     password_weakness,
 )
@@ -73,13 +61,34 @@ from madbase.protocol.auth.refresh import (
     decide_refresh,
     new_refresh_token,
 )
+from madbase.protocol.auth.steps import (
+    DUMMY_HASH,
+    UNIQUE_VIOLATION,
+    UUID_BYTES,
+    AuthCommand,
+    AuthSettings,
+    DrawRandom,
+    Flow,
+    JsonObject,
+    RunTransaction,
+    audit,
+    authenticate,
+    bearer_claims,
+    check_password,
+    draw_random,
+    first,
+    hash_password,
+    is_uuid,
+    run,
+    session_body,
+    session_statements,
+    try_run,
+    uuids,
+)
 from madbase.protocol.auth.tokens import (
-    AmrClaim,
     Session,
     User,
-    issue_access_token,
     render_user,
-    session_response,
 )
 from madbase.protocol.auth.validate import (
     AnonymousSignupRequest,
@@ -87,8 +96,8 @@ from madbase.protocol.auth.validate import (
     parse_signup,
     parse_user_update,
 )
-from madbase.protocol.http.messages import JsonValue, Request, Response, json_response
-from madbase.protocol.sql import DbError, DbResult, Statement, Transaction
+from madbase.protocol.http.messages import Request, Response, json_response
+from madbase.protocol.sql import DbError, Statement
 
 __all__ = [
     "DUMMY_HASH",
@@ -100,101 +109,19 @@ __all__ = [
     "auth_flow",
 ]
 
-JsonObject = dict[str, JsonValue]
-T = TypeVar("T")
-
-# argon2id of a throw-away password with argon2-cffi's default parameters (m=65536, t=3, p=4):
-# checked when the user does not exist, so that costs the same as a wrong password.
-DUMMY_HASH: Final = "$argon2id$v=19$m=65536,t=3,p=4$xYKJj3Mm9e+wCreCmLXpqg$So6Tpp5uiNnsG4U5Tw3z0CPZ+t6H5tQs9cLYJofbhVY"
 # GoTrue's /health answer (api/health.go); the version is MadBase's API level.
 _HEALTH: Final[JsonObject] = {
     "version": "v2.180.0",
     "name": "GoTrue",
     "description": "GoTrue is a user registration and authentication API",
 }
-_UNIQUE_VIOLATION: Final = "23505"
 # A concurrent refresh of the same token makes the rotation match no row; read again, a few times.
 _ROTATION_ATTEMPTS: Final = 3
-_UUID_BYTES: Final = 16
 
 
-@final
-@attrs.frozen(kw_only=True)
-class RunTransaction:
-    """Command: run `tx`; the runtime answers `list[DbResult] | DbError`."""
-
-    tx: Transaction
-
-
-@final
-@attrs.frozen(kw_only=True)
-class DrawRandom:
-    """Command: draw `size` random bytes from a CSPRNG; the runtime answers `bytes`."""
-
-    size: int
-
-
-AuthCommand: TypeAlias = RunTransaction | HashPassword | CheckPassword | DrawRandom
-Flow: TypeAlias = Generator[AuthCommand, object, T]
-
-
-@final
-@attrs.frozen(kw_only=True)
-class AuthSettings:
-    """What the flows of one project need besides the request: limits, signing secret, URLs."""
-
-    limits: AuthLimits
-    secret: str = attrs.field(repr=False)
-    site_url: str
-    # GoTrue's MAILER_AUTOCONFIRM; on for local development (no mailer yet), so signup signs in.
-    autoconfirm: bool = True
-
-
-# --- the commands, typed -----------------------------------------------------------------------
-
-
-def _run(*statements: Statement, read_only: bool = False) -> Flow[list[DbResult]]:
-    result = yield from _try_run(*statements, read_only=read_only)
-    if isinstance(result, DbError):
-        # Our SQL failed on its own: a bug or a broken database, never the client's doing.
-        raise UnexpectedFailure(f"database error {result.sqlstate}")
-    return result
-
-
-def _try_run(*statements: Statement, read_only: bool = False) -> Flow[list[DbResult] | DbError]:
-    result = yield RunTransaction(tx=Transaction(statements=statements, read_only=read_only))
-    assert isinstance(result, list | DbError), result
-    return result
-
-
-def _random(size: int) -> Flow[bytes]:
-    result = yield DrawRandom(size=size)
-    assert isinstance(result, bytes), result
-    assert len(result) >= size, result
-    return result
-
-
-def _hash(password: str) -> Flow[str]:
-    result = yield HashPassword(password=password)
-    assert isinstance(result, str), result
-    return result
-
-
-def _check(encrypted_password: str, password: str) -> Flow[bool]:
-    result = yield CheckPassword(encrypted_password=encrypted_password, password=password)
-    assert isinstance(result, bool), result
-    return result
-
-
-def _uuids(random: bytes, count: int) -> list[str]:
-    return [
-        str(uuid.UUID(bytes=random[i * _UUID_BYTES : (i + 1) * _UUID_BYTES], version=4))
-        for i in range(count)
-    ]
-
-
-def _first(result: DbResult) -> bytes | None:
-    return result.rows[0][0] if result.rows else None
+# Routers of the other endpoint modules, tried in order after this module's own routes.
+Router: TypeAlias = Callable[..., "Flow[Response] | None"]
+_ROUTERS: Final[tuple[Router, ...]] = ()
 
 
 # --- entry point -------------------------------------------------------------------------------
@@ -229,12 +156,16 @@ def _route(request: Request, path: str, settings: AuthSettings, *, now: datetime
         case ("POST", "/token"):
             return (yield from _token(request, settings, now=now))
         case ("GET", "/user"):
-            user, _ = yield from _authenticate(request, settings, now=now)
+            user, _ = yield from authenticate(request, settings, now=now)
             return json_response(200, render_user(user))
         case ("PUT", "/user"):
             return (yield from _update_user(request, settings, now=now))
         case ("POST", "/logout"):
             return (yield from _logout(request, settings, now=now))
+    for router in _ROUTERS:
+        flow = router(request, path, settings, now=now)
+        if flow is not None:
+            return (yield from flow)
     raise AuthError("Not Found", status=404)
 
 
@@ -256,94 +187,19 @@ def _settings(settings: AuthSettings) -> JsonObject:
     }
 
 
-def _ip(request: Request) -> str | None:
-    if request.client is None:
-        return None
-    try:
-        return str(ipaddress.ip_address(request.client))
-    except ValueError:
-        return None
-
-
-def _session_statements(
-    user: User, *, ids: list[str], token: str, method: str, request: Request, now: datetime
-) -> tuple[Session, tuple[Statement, ...]]:
-    """A new session for `user` authenticated by `method`: the value and its inserts.
-
-    `ids` are the session id and the AMR claim id.
-    """
-    session_id, claim_id = ids
-    session = Session(id=session_id, user_id=user.id, created_at=now, updated_at=now)
-    statements = (
-        sql.insert_session(
-            session_id=session_id,
-            user_id=user.id,
-            user_agent=request.header("user-agent"),
-            ip=_ip(request),
-            now=now,
-        ),
-        sql.insert_amr_claim(claim_id=claim_id, session_id=session_id, method=method, now=now),
-        sql.insert_refresh_token(
-            token=token, user_id=user.id, session_id=session_id, parent=None, now=now
-        ),
-    )
-    return attrs.evolve(session, amr_claims=_amr(method, now)), statements
-
-
-def _amr(method: str, now: datetime) -> tuple[AmrClaim, ...]:
-    return (AmrClaim(method=method, updated_at=now),)
-
-
-def _session_body(
-    user: User,
-    session: Session,
-    refresh_token: str,
-    settings: AuthSettings,
-    *,
-    now: datetime,
-    weak: WeakPassword | None = None,
-) -> Response:
-    access = issue_access_token(
-        user, session, limits=settings.limits, secret=settings.secret, now=now
-    )
-    body = session_response(user, access, refresh_token, now=now, weak_password=weak)
-    return json_response(200, body)
-
-
-def _audit(
-    user_id: str,
-    action: str,
-    log_type: str,
-    *,
-    entry_id: str,
-    request: Request,
-    now: datetime,
-    traits: JsonObject | None = None,
-) -> Statement:
-    return sql.insert_audit_entry(
-        entry_id=entry_id,
-        user_id=user_id,
-        action=action,
-        log_type=log_type,
-        traits=traits,
-        ip=request.client,
-        now=now,
-    )
-
-
 # --- POST /signup ------------------------------------------------------------------------------
 
 
 def _signup(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
     parsed = parse_signup(request.body, settings.limits)
     # user, identity, session, amr claim, two audit entries; then 8 bytes of refresh token.
-    random = yield from _random(6 * _UUID_BYTES + 8)
-    user_id, identity_id, session_id, claim_id, audit1, audit2 = _uuids(random, 6)
-    token = new_refresh_token(random[6 * _UUID_BYTES :])
+    random = yield from draw_random(6 * UUID_BYTES + 8)
+    user_id, identity_id, session_id, claim_id, audit1, audit2 = uuids(random, 6)
+    token = new_refresh_token(random[6 * UUID_BYTES :])
     anonymous = isinstance(parsed, AnonymousSignupRequest)
     confirmed = settings.autoconfirm or anonymous
     if isinstance(parsed, SignupRequest):
-        encrypted = yield from _hash(parsed.password)
+        encrypted = yield from hash_password(parsed.password)
         provider = "email" if parsed.email else "phone"
         identity_data: JsonObject = {
             "sub": user_id,
@@ -392,7 +248,7 @@ def _signup(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
         )
     traits: JsonObject = {"provider": provider}
     statements.append(
-        _audit(
+        audit(
             user_id,
             "user_signedup",
             "team",
@@ -405,12 +261,12 @@ def _signup(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
     stub = User(id=user_id, created_at=now, updated_at=now)
     session: Session | None = None
     if confirmed:
-        session, inserts = _session_statements(
+        session, inserts = session_statements(
             stub, ids=[session_id, claim_id], token=token, method=method, request=request, now=now
         )
         statements += inserts
         statements.append(
-            _audit(
+            audit(
                 user_id,
                 "login",
                 "account",
@@ -421,17 +277,17 @@ def _signup(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
             )
         )
     statements.append(sql.select_user(user_id))
-    result = yield from _try_run(*statements)
+    result = yield from try_run(*statements)
     if isinstance(result, DbError):
-        if result.sqlstate == _UNIQUE_VIOLATION:
+        if result.sqlstate == UNIQUE_VIOLATION:
             raise PhoneExists() if phone and not email else UserAlreadyExists()
         raise UnexpectedFailure(f"database error {result.sqlstate}")
-    user = sql.decode_user(_first(result[-1]))
+    user = sql.decode_user(first(result[-1]))
     if user is None:
         raise UnexpectedFailure
     if session is None:
         return json_response(200, render_user(user))
-    return _session_body(user, session, token, settings, now=now)
+    return session_body(user, session, token, settings, now=now)
 
 
 # --- POST /token -------------------------------------------------------------------------------
@@ -452,11 +308,11 @@ def _password_grant(
     grant: PasswordGrant, request: Request, settings: AuthSettings, *, now: datetime
 ) -> Flow[Response]:
     lookup = sql.user_by_email(grant.email) if grant.email else sql.user_by_phone(grant.phone or "")
-    (found,) = yield from _run(lookup, read_only=True)
-    user = sql.decode_user(_first(found))
+    (found,) = yield from run(lookup, read_only=True)
+    user = sql.decode_user(first(found))
     stored = user.encrypted_password if user is not None else None
     # Same work whether or not the user (or its password) exists.
-    ok = yield from _check(stored or DUMMY_HASH, grant.password)
+    ok = yield from check_password(stored or DUMMY_HASH, grant.password)
     if user is None or not stored or not ok:
         raise InvalidCredentials
     if user.is_banned(now=now):
@@ -467,18 +323,20 @@ def _password_grant(
         raise PhoneNotConfirmed
     statements: list[Statement] = []
     if needs_rehash(stored):
-        statements.append(sql.set_password(user.id, (yield from _hash(grant.password)), now=None))
-    random = yield from _random(3 * _UUID_BYTES + 8)
-    session_id, claim_id, audit_id = _uuids(random, 3)
-    token = new_refresh_token(random[3 * _UUID_BYTES :])
-    session, inserts = _session_statements(
+        statements.append(
+            sql.set_password(user.id, (yield from hash_password(grant.password)), now=None)
+        )
+    random = yield from draw_random(3 * UUID_BYTES + 8)
+    session_id, claim_id, audit_id = uuids(random, 3)
+    token = new_refresh_token(random[3 * UUID_BYTES :])
+    session, inserts = session_statements(
         user, ids=[session_id, claim_id], token=token, method="password", request=request, now=now
     )
     provider = "email" if grant.email else "phone"
     statements += [
         *inserts,
         sql.record_sign_in(user.id, provider=provider, now=now),
-        _audit(
+        audit(
             user.id,
             "login",
             "account",
@@ -489,8 +347,8 @@ def _password_grant(
         ),
         sql.select_user(user.id),
     ]
-    result = yield from _run(*statements)
-    fresh = sql.decode_user(_first(result[-1]))
+    result = yield from run(*statements)
+    fresh = sql.decode_user(first(result[-1]))
     if fresh is None:  # deleted between the lookup and the sign-in
         raise InvalidCredentials
     try:
@@ -498,14 +356,14 @@ def _password_grant(
     except ValidationFailed:
         # GoTrue reports only weakness at sign-in; the password already matched its hash.
         weak = None
-    return _session_body(fresh, session, token, settings, now=now, weak=weak)
+    return session_body(fresh, session, token, settings, now=now, weak=weak)
 
 
 def _refresh_grant(
     grant: RefreshTokenGrant, request: Request, settings: AuthSettings, *, now: datetime
 ) -> Flow[Response]:
     for _ in range(_ROTATION_ATTEMPTS):
-        (row,) = yield from _run(sql.refresh_token_state(grant.refresh_token), read_only=True)
+        (row,) = yield from run(sql.refresh_token_state(grant.refresh_token), read_only=True)
         token: RefreshTokenRow | None = None
         user: User | None = None
         session: Session | None = None
@@ -522,82 +380,39 @@ def _refresh_grant(
         match decision:
             case Refuse(error=error, destroy_token_id=destroy):
                 if destroy is not None:
-                    yield from _run(sql.delete_refresh_token(destroy))
+                    yield from run(sql.delete_refresh_token(destroy))
                 raise error
             case RevokeFamily(session_id=session_id, error=error):
-                yield from _run(sql.revoke_session_tokens(session_id, now=now))
+                yield from run(sql.revoke_session_tokens(session_id, now=now))
                 raise error
             case ReturnCurrent(token=current):
                 assert user is not None
                 assert session is not None
-                return _session_body(user, session, current.token, settings, now=now)
+                return session_body(user, session, current.token, settings, now=now)
             case Rotate(session_id=session_id, parent=parent):
                 assert user is not None
                 assert session is not None
-                child = new_refresh_token((yield from _random(8)))
-                rotated, _ = yield from _run(
+                child = new_refresh_token((yield from draw_random(8)))
+                rotated, _ = yield from run(
                     sql.rotate_refresh_token(
                         parent=parent, token=child, session_id=session_id, now=now
                     ),
                     sql.touch_session(session_id, now=now),
                 )
                 if rotated.rows:
-                    return _session_body(user, session, child, settings, now=now)
+                    return session_body(user, session, child, settings, now=now)
     raise UnexpectedFailure("refresh token rotation kept conflicting")
 
 
 # --- GET/PUT /user, POST /logout -----------------------------------------------------------------
 
 
-def _bearer_claims(request: Request, settings: AuthSettings, *, now: datetime) -> JsonObject:
-    authorization = request.header("authorization")
-    if authorization is None or not authorization.strip():
-        raise NoAuthorization
-    try:
-        auth = verify_bearer(authorization, settings.secret, now=now)
-    except BearerError as err:
-        raise BadJwt(f"invalid JWT: unable to parse or verify signature, {err.message}") from None
-    claims = sql.load_json(auth.claims_json.encode())
-    assert claims is not None
-    return claims
-
-
-def _authenticate(
-    request: Request, settings: AuthSettings, *, now: datetime
-) -> Flow[tuple[User, str | None]]:
-    """The user of the request's access token and its session id (checked to exist)."""
-    claims = _bearer_claims(request, settings, now=now)
-    subject, session_id = claims.get("sub"), claims.get("session_id")
-    if not isinstance(subject, str) or not _is_uuid(subject):
-        raise BadJwt("invalid claim: missing sub claim")
-    session = session_id if isinstance(session_id, str) and _is_uuid(session_id) else None
-    (row,) = yield from _run(sql.user_and_session(subject, session), read_only=True)
-    if not row.rows:
-        raise UserNotFound(status=403)
-    raw_user, has_session = row.rows[0]
-    user = sql.decode_user(raw_user)
-    assert user is not None
-    if session is not None and has_session != b"t":
-        raise SessionNotFound
-    if user.is_banned(now=now):
-        raise UserBanned(status=403)
-    return user, session
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _update_user(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
     update = parse_user_update(request.body, settings.limits)
-    user, session_id = yield from _authenticate(request, settings, now=now)
+    user, session_id = yield from authenticate(request, settings, now=now)
     statements: list[Statement] = []
-    random = yield from _random(_UUID_BYTES)
-    (audit_id,) = _uuids(random, 1)
+    random = yield from draw_random(UUID_BYTES)
+    (audit_id,) = uuids(random, 1)
     action = "user_modified"
     if update.data is not None:
         # GoTrue merges the keys; a null value removes its key (models/user.go).
@@ -610,10 +425,10 @@ def _update_user(request: Request, settings: AuthSettings, *, now: datetime) -> 
         statements.append(sql.set_user_metadata(user.id, merged, now=now))
     if update.password is not None:
         if user.encrypted_password and (
-            yield from _check(user.encrypted_password, update.password)
+            yield from check_password(user.encrypted_password, update.password)
         ):
             raise SamePassword
-        encrypted = yield from _hash(update.password)
+        encrypted = yield from hash_password(update.password)
         statements += [
             sql.set_password(user.id, encrypted, now=now),
             # A new password ends every other session (models/user.go UpdatePassword).
@@ -622,11 +437,11 @@ def _update_user(request: Request, settings: AuthSettings, *, now: datetime) -> 
         action = "user_updated_password"
     # TODO(auth-email-change): email and phone changes need the mailer; ignored for now.
     statements += [
-        _audit(user.id, action, "user", entry_id=audit_id, request=request, now=now),
+        audit(user.id, action, "user", entry_id=audit_id, request=request, now=now),
         sql.select_user(user.id),
     ]
-    result = yield from _run(*statements)
-    fresh = sql.decode_user(_first(result[-1]))
+    result = yield from run(*statements)
+    fresh = sql.decode_user(first(result[-1]))
     if fresh is None:  # deleted while this request ran
         raise UserNotFound(status=403)
     return json_response(200, render_user(fresh))
@@ -634,11 +449,11 @@ def _update_user(request: Request, settings: AuthSettings, *, now: datetime) -> 
 
 def _logout(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
     scope = parse_logout_scope(request.query_param("scope"))
-    claims = _bearer_claims(request, settings, now=now)
+    claims = bearer_claims(request, settings, now=now)
     subject, session_id = claims.get("sub"), claims.get("session_id")
-    if not isinstance(subject, str) or not _is_uuid(subject):
+    if not isinstance(subject, str) or not is_uuid(subject):
         raise BadJwt("invalid claim: missing sub claim")
-    session = session_id if isinstance(session_id, str) and _is_uuid(session_id) else None
+    session = session_id if isinstance(session_id, str) and is_uuid(session_id) else None
     match scope:
         case LogoutScope.GLOBAL:
             delete = sql.delete_sessions(subject, only=None, keep=None)
@@ -648,8 +463,8 @@ def _logout(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
             delete = sql.delete_sessions(subject, only=None, keep=session or sql.NIL_UUID)
         case _:
             assert_never(scope)
-    (audit_id,) = _uuids((yield from _random(_UUID_BYTES)), 1)
-    yield from _run(
-        delete, _audit(subject, "logout", "account", entry_id=audit_id, request=request, now=now)
+    (audit_id,) = uuids((yield from draw_random(UUID_BYTES)), 1)
+    yield from run(
+        delete, audit(subject, "logout", "account", entry_id=audit_id, request=request, now=now)
     )
     return Response(status=204)

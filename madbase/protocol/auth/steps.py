@@ -1,0 +1,285 @@
+"""What every `/auth/v1` flow is made of: the commands, the settings, and shared steps.
+
+A flow (see `flows`) is a generator that yields one command whenever it needs the outside world
+and is sent the result. The commands and what the runtime sends back:
+
+    RunTransaction(tx)     -> list[DbResult] | DbError   (one pipelined round trip)
+    HashPassword(...)      -> str                        (argon2id, in a worker thread)
+    CheckPassword(...)     -> bool                       (by the hash's scheme)
+    DrawRandom(size)       -> bytes                      (from a CSPRNG)
+
+The helpers here (`run`, `draw_random`, `authenticate`, `session_body`, ...) are the steps the
+endpoint modules share: each endpoint module imports them, never another endpoint module.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from collections.abc import Generator
+from datetime import datetime
+from typing import Final, TypeAlias, TypeVar, final
+
+import attrs
+
+from madbase.protocol.auth import sql
+from madbase.protocol.auth.bearer import BearerError, verify_bearer
+from madbase.protocol.auth.errors import (
+    BadJwt,
+    NoAuthorization,
+    SessionNotFound,
+    UnexpectedFailure,
+    UserBanned,
+    UserNotFound,
+    WeakPassword,
+)
+from madbase.protocol.auth.limits import AuthLimits
+from madbase.protocol.auth.passwords import (
+    CheckPassword,
+    HashPassword,
+)
+from madbase.protocol.auth.tokens import (
+    AmrClaim,
+    Session,
+    User,
+    issue_access_token,
+    session_response,
+)
+from madbase.protocol.http.messages import JsonValue, Request, Response, json_response
+from madbase.protocol.sql import DbError, DbResult, Statement, Transaction
+
+__all__ = [
+    "DUMMY_HASH",
+    "UNIQUE_VIOLATION",
+    "UUID_BYTES",
+    "AuthCommand",
+    "AuthSettings",
+    "DrawRandom",
+    "Flow",
+    "JsonObject",
+    "RunTransaction",
+    "amr",
+    "audit",
+    "authenticate",
+    "bearer_claims",
+    "check_password",
+    "client_ip",
+    "draw_random",
+    "first",
+    "hash_password",
+    "is_uuid",
+    "run",
+    "session_body",
+    "session_statements",
+    "try_run",
+    "uuids",
+]
+
+JsonObject = dict[str, JsonValue]
+T = TypeVar("T")
+
+# argon2id of a throw-away password with argon2-cffi's default parameters (m=65536, t=3, p=4):
+# checked when the user does not exist, so that costs the same as a wrong password.
+DUMMY_HASH: Final = "$argon2id$v=19$m=65536,t=3,p=4$xYKJj3Mm9e+wCreCmLXpqg$So6Tpp5uiNnsG4U5Tw3z0CPZ+t6H5tQs9cLYJofbhVY"
+UNIQUE_VIOLATION: Final = "23505"
+UUID_BYTES: Final = 16
+
+
+@final
+@attrs.frozen(kw_only=True)
+class RunTransaction:
+    """Command: run `tx`; the runtime answers `list[DbResult] | DbError`."""
+
+    tx: Transaction
+
+
+@final
+@attrs.frozen(kw_only=True)
+class DrawRandom:
+    """Command: draw `size` random bytes from a CSPRNG; the runtime answers `bytes`."""
+
+    size: int
+
+
+AuthCommand: TypeAlias = RunTransaction | HashPassword | CheckPassword | DrawRandom
+Flow: TypeAlias = Generator[AuthCommand, object, T]
+
+
+@final
+@attrs.frozen(kw_only=True)
+class AuthSettings:
+    """What the flows of one project need besides the request: limits, signing secret, URLs."""
+
+    limits: AuthLimits
+    secret: str = attrs.field(repr=False)
+    site_url: str
+    # GoTrue's MAILER_AUTOCONFIRM; on for local development (no mailer yet), so signup signs in.
+    autoconfirm: bool = True
+
+
+# --- the commands, typed -----------------------------------------------------------------------
+
+
+def run(*statements: Statement, read_only: bool = False) -> Flow[list[DbResult]]:
+    result = yield from try_run(*statements, read_only=read_only)
+    if isinstance(result, DbError):
+        # Our SQL failed on its own: a bug or a broken database, never the client's doing.
+        raise UnexpectedFailure(f"database error {result.sqlstate}")
+    return result
+
+
+def try_run(*statements: Statement, read_only: bool = False) -> Flow[list[DbResult] | DbError]:
+    result = yield RunTransaction(tx=Transaction(statements=statements, read_only=read_only))
+    assert isinstance(result, list | DbError), result
+    return result
+
+
+def draw_random(size: int) -> Flow[bytes]:
+    result = yield DrawRandom(size=size)
+    assert isinstance(result, bytes), result
+    assert len(result) >= size, result
+    return result
+
+
+def hash_password(password: str) -> Flow[str]:
+    result = yield HashPassword(password=password)
+    assert isinstance(result, str), result
+    return result
+
+
+def check_password(encrypted_password: str, password: str) -> Flow[bool]:
+    result = yield CheckPassword(encrypted_password=encrypted_password, password=password)
+    assert isinstance(result, bool), result
+    return result
+
+
+def uuids(random: bytes, count: int) -> list[str]:
+    return [
+        str(uuid.UUID(bytes=random[i * UUID_BYTES : (i + 1) * UUID_BYTES], version=4))
+        for i in range(count)
+    ]
+
+
+def first(result: DbResult) -> bytes | None:
+    return result.rows[0][0] if result.rows else None
+
+
+def client_ip(request: Request) -> str | None:
+    if request.client is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(request.client))
+    except ValueError:
+        return None
+
+
+def session_statements(
+    user: User, *, ids: list[str], token: str, method: str, request: Request, now: datetime
+) -> tuple[Session, tuple[Statement, ...]]:
+    """A new session for `user` authenticated by `method`: the value and its inserts.
+
+    `ids` are the session id and the AMR claim id.
+    """
+    session_id, claim_id = ids
+    session = Session(id=session_id, user_id=user.id, created_at=now, updated_at=now)
+    statements = (
+        sql.insert_session(
+            session_id=session_id,
+            user_id=user.id,
+            user_agent=request.header("user-agent"),
+            ip=client_ip(request),
+            now=now,
+        ),
+        sql.insert_amr_claim(claim_id=claim_id, session_id=session_id, method=method, now=now),
+        sql.insert_refresh_token(
+            token=token, user_id=user.id, session_id=session_id, parent=None, now=now
+        ),
+    )
+    return attrs.evolve(session, amr_claims=amr(method, now)), statements
+
+
+def amr(method: str, now: datetime) -> tuple[AmrClaim, ...]:
+    return (AmrClaim(method=method, updated_at=now),)
+
+
+def session_body(
+    user: User,
+    session: Session,
+    refresh_token: str,
+    settings: AuthSettings,
+    *,
+    now: datetime,
+    weak: WeakPassword | None = None,
+) -> Response:
+    access = issue_access_token(
+        user, session, limits=settings.limits, secret=settings.secret, now=now
+    )
+    body = session_response(user, access, refresh_token, now=now, weak_password=weak)
+    return json_response(200, body)
+
+
+def audit(
+    user_id: str,
+    action: str,
+    log_type: str,
+    *,
+    entry_id: str,
+    request: Request,
+    now: datetime,
+    traits: JsonObject | None = None,
+) -> Statement:
+    return sql.insert_audit_entry(
+        entry_id=entry_id,
+        user_id=user_id,
+        action=action,
+        log_type=log_type,
+        traits=traits,
+        ip=request.client,
+        now=now,
+    )
+
+
+# --- the request's user
+
+
+def bearer_claims(request: Request, settings: AuthSettings, *, now: datetime) -> JsonObject:
+    authorization = request.header("authorization")
+    if authorization is None or not authorization.strip():
+        raise NoAuthorization
+    try:
+        auth = verify_bearer(authorization, settings.secret, now=now)
+    except BearerError as err:
+        raise BadJwt(f"invalid JWT: unable to parse or verify signature, {err.message}") from None
+    claims = sql.load_json(auth.claims_json.encode())
+    assert claims is not None
+    return claims
+
+
+def authenticate(
+    request: Request, settings: AuthSettings, *, now: datetime
+) -> Flow[tuple[User, str | None]]:
+    """The user of the request's access token and its session id (checked to exist)."""
+    claims = bearer_claims(request, settings, now=now)
+    subject, session_id = claims.get("sub"), claims.get("session_id")
+    if not isinstance(subject, str) or not is_uuid(subject):
+        raise BadJwt("invalid claim: missing sub claim")
+    session = session_id if isinstance(session_id, str) and is_uuid(session_id) else None
+    (row,) = yield from run(sql.user_and_session(subject, session), read_only=True)
+    if not row.rows:
+        raise UserNotFound(status=403)
+    raw_user, has_session = row.rows[0]
+    user = sql.decode_user(raw_user)
+    assert user is not None
+    if session is not None and has_session != b"t":
+        raise SessionNotFound
+    if user.is_banned(now=now):
+        raise UserBanned(status=403)
+    return user, session
+
+
+def is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
