@@ -14,6 +14,8 @@ from typing import Final, final
 
 import attrs
 
+from madbase.protocol.auth.ratelimit import parse_networks
+
 __all__ = ["Config", "ConfigError", "DbSettings", "HttpSettings", "parse_dotenv"]
 
 
@@ -72,6 +74,15 @@ class Config:
     db_schemas: tuple[str, ...] = ("public",)
     # Embedded Postgres only: fsync off is for throwaway test clusters.
     pg_fsync: bool = True
+    # /auth/v1 rate limits (GoTrue's defaults, spec/auth.md §9); 0 switches one off.
+    auth_rate_limit_token: int = 150  # /token requests per IP per 5 minutes
+    auth_rate_limit_verify: int = 30  # /verify per IP per 5 minutes
+    auth_rate_limit_otp: int = 30  # sign-ups, OTP, recover, resend, PUT /user per IP per 5 min
+    auth_rate_limit_anonymous: int = 30  # anonymous sign-ins per IP per hour
+    auth_rate_limit_mfa: int = 15  # MFA challenges and verifications per IP per minute
+    auth_rate_limit_address: int = 30  # attempts naming one email/phone per 5 minutes
+    # Proxies whose X-Forwarded-For is believed (addresses or CIDR networks); none by default.
+    trusted_proxies: tuple[str, ...] = ()
     http: HttpSettings = HttpSettings()
     db: DbSettings = DbSettings()
 
@@ -205,6 +216,11 @@ def _schemas(raw: str) -> tuple[str, ...]:
     return names
 
 
+def _networks(raw: str) -> tuple[str, ...]:
+    # Checked here so a typo stops `madbase serve` with the setting's name; kept as text.
+    return tuple(str(net) for net in parse_networks(raw))
+
+
 def _log_level(raw: str) -> str:
     value = raw.strip().lower()
     if value not in ("debug", "info", "warning", "error"):
@@ -234,6 +250,13 @@ _SETTINGS: Final[Sequence[_Setting]] = (
     _Setting("log_level", _log_level),
     _Setting("db_schemas", _schemas),
     _Setting("pg_fsync", _bool),
+    _Setting("auth_rate_limit_token", _int(0, 1_000_000_000)),
+    _Setting("auth_rate_limit_verify", _int(0, 1_000_000_000)),
+    _Setting("auth_rate_limit_otp", _int(0, 1_000_000_000)),
+    _Setting("auth_rate_limit_anonymous", _int(0, 1_000_000_000)),
+    _Setting("auth_rate_limit_mfa", _int(0, 1_000_000_000)),
+    _Setting("auth_rate_limit_address", _int(0, 1_000_000_000)),
+    _Setting("trusted_proxies", _networks),
     _Setting("http_max_head_bytes", _int(1024, 1024 * 1024), "http"),
     _Setting("http_max_body_bytes", _int(1024, 1 << 40), "http"),
     _Setting("http_read_timeout", _seconds, "http"),

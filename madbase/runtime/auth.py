@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import final
 
 import argon2
+import attrs
 import bcrypt
 import trio
 
@@ -30,6 +31,7 @@ from madbase.protocol.auth import (
     auth_flow,
     hash_scheme,
 )
+from madbase.protocol.auth.ratelimit import RateLimiter, RateLimits
 from madbase.protocol.http import Dispatch, Request, Response
 from madbase.runtime.db import Pool
 
@@ -55,6 +57,7 @@ class AuthService:
         random: Callable[[int], bytes] = secrets.token_bytes,
         hash_limiter: trio.CapacityLimiter | None = None,
         autoconfirm: bool = True,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self._pool = pool
         self._settings = AuthSettings(
@@ -62,12 +65,20 @@ class AuthService:
         )
         self._clock = clock
         self._random = random
-        self._limiter = hash_limiter or trio.CapacityLimiter(DEFAULT_HASH_THREADS)
+        self._hash_limiter = hash_limiter or trio.CapacityLimiter(DEFAULT_HASH_THREADS)
         # argon2-cffi's defaults (RFC 9106's low-memory profile): m=64 MiB, t=3, p=4.
         self._hasher = argon2.PasswordHasher()
+        # None: no rate limits (tests that drive the flows in-process); `serve` always passes some.
+        self._limiter = RateLimiter(rate_limits) if rate_limits is not None else None
 
     async def __call__(self, request: Request, dispatch: Dispatch) -> Response:
         """Answer one request whose path is `/auth/v1` + `dispatch.subpath`."""
+        if self._limiter is not None:
+            refused = self._limiter.admit(request, dispatch.subpath, now=trio.current_time())
+            if refused is not None:
+                return refused
+            # Sessions and audit entries record the client behind trusted proxies.
+            request = attrs.evolve(request, client=self._limiter.client(request))
         flow = auth_flow(request, dispatch.subpath, self._settings, now=self._clock())
         return await self._drive(flow)
 
@@ -87,11 +98,11 @@ class AuthService:
                 return await self._pool.run(tx)
             case HashPassword(password=password):
                 return await trio.to_thread.run_sync(
-                    self._hasher.hash, password, limiter=self._limiter
+                    self._hasher.hash, password, limiter=self._hash_limiter
                 )
             case CheckPassword(encrypted_password=encoded, password=password):
                 return await trio.to_thread.run_sync(
-                    self._check, encoded, password, limiter=self._limiter
+                    self._check, encoded, password, limiter=self._hash_limiter
                 )
             case DrawRandom(size=size):
                 return self._random(size)

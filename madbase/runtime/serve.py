@@ -17,6 +17,7 @@ import trio
 
 from madbase.config import Config
 from madbase.protocol.auth import AuthLimits, BearerVerifier
+from madbase.protocol.auth.ratelimit import RateLimits, parse_networks
 from madbase.protocol.http import Service
 from madbase.protocol.rest import RestLimits
 from madbase.runtime.app import App
@@ -97,6 +98,15 @@ async def open_project(config: Config) -> AsyncIterator[Project]:
                 secret=secrets_.jwt_secret,
                 limits=AuthLimits(issuer=f"{config.url}/auth/v1"),
                 site_url=config.url,
+                rate_limits=RateLimits(
+                    token_per_5m=config.auth_rate_limit_token,
+                    verify_per_5m=config.auth_rate_limit_verify,
+                    otp_per_5m=config.auth_rate_limit_otp,
+                    anonymous_per_hour=config.auth_rate_limit_anonymous,
+                    mfa_per_minute=config.auth_rate_limit_mfa,
+                    address_per_5m=config.auth_rate_limit_address,
+                    trusted_proxies=parse_networks(",".join(config.trusted_proxies)),
+                ),
             )
             yield Project(app=app, secrets=secrets_, db_url=db_url)
         finally:
