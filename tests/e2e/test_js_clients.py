@@ -24,6 +24,10 @@ pytestmark = [pytest.mark.clients, pytest.mark.pg]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = REPO_ROOT / "tests" / "js"
 NODE_TIMEOUT = 120
+NO_RATE_LIMITS = {
+    f"MADBASE_AUTH_RATE_LIMIT_{bucket}": "0"
+    for bucket in ("TOKEN", "VERIFY", "OTP", "ANONYMOUS", "MFA", "ADDRESS")
+}
 
 
 def _tool(name: str) -> str:
@@ -128,7 +132,9 @@ def run_node_tests(
 def test_supabase_js_against_gateway_and_rest(tmp_path: Path) -> None:
     ensure_node_modules()
     data_dir = tmp_path / "data"
-    served = start(data_dir)
+    # Every test file signs up from 127.0.0.1: the per-IP limits would cut the run short
+    # (tests/e2e/test_auth_rate_limits.py covers them).
+    served = start(data_dir, env=NO_RATE_LIMITS)
     try:
         create_rest_schema(served)
         done = run_node_tests(served, extra_env={"MADBASE_USER_TOKEN": user_token(data_dir, ANN)})
