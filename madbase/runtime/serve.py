@@ -122,14 +122,35 @@ async def run_server(
     task_status: trio.TaskStatus[Ready] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run everything until `stop` is set, then shut down in order."""
+    # Bound first, so that with `--port 0` the project (token issuer, links in mail) knows the
+    # port the OS picked; connections wait in the backlog until the server starts serving.
+    listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+    config = attrs.evolve(config, port=listeners[0].socket.getsockname()[1])
+    url = config.url
+    try:
+        await _serve(
+            config, url, listeners, stop=stop, configure=configure, task_status=task_status
+        )
+    finally:
+        with trio.CancelScope(shield=True):
+            for listener in listeners:  # closed already unless the project failed to open
+                await listener.aclose()
+
+
+async def _serve(
+    config: Config,
+    url: str,
+    listeners: list[trio.SocketListener],
+    *,
+    stop: trio.Event,
+    configure: Callable[[App], None] | None,
+    task_status: trio.TaskStatus[Ready],
+) -> None:
     async with open_project(config) as project:
         app = project.app
         if configure is not None:
             configure(app)
         server = HttpServer(app, config.http)
-        listeners = await trio.open_tcp_listeners(config.port, host=config.host)
-        port = listeners[0].socket.getsockname()[1]
-        url = attrs.evolve(config, port=port).url
         async with trio.open_nursery() as http:
             await http.start(server.serve, listeners)
             task_status.started(

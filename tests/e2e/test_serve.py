@@ -148,6 +148,18 @@ def test_serve_prints_url_and_keys_and_is_healthy(served: Served, tmp_path: Path
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
 
 
+def test_serve_port_0_issues_tokens_for_the_port_it_got(served: Served) -> None:
+    signed_up = httpx.post(
+        f"{served.url}/auth/v1/signup",
+        headers={"apikey": served.anon_key},
+        json={"email": "iss@example.com", "password": "s3cret-pass"},
+    )
+    assert signed_up.status_code == 200, signed_up.text
+    claims = jwt.decode(signed_up.json()["access_token"], options={"verify_signature": False})
+    assert claims["iss"] == f"{served.url}/auth/v1"
+    assert not served.url.endswith(":0")
+
+
 def test_serve_gateway_checks_api_key_on_every_service(served: Served) -> None:
     for path, field in (
         ("/rest/v1/todos", "code"),
