@@ -34,10 +34,9 @@ log = logging.getLogger(__name__)
 ExecStatus = pq.ExecStatus
 _BEGIN: Final = b"BEGIN"
 _BEGIN_READ_ONLY: Final = b"BEGIN READ ONLY"
-_COMMIT: Final = b"COMMIT"
 _ROLLBACK: Final = b"ROLLBACK"
 # A function may call set_config(..., false): its setting must not reach the next request on this
-# connection. Sent in the same pipeline after COMMIT, it costs no round trip.
+# connection. The last statement of the same pipeline, it costs no round trip.
 _RESET: Final = b"RESET ALL"
 
 
@@ -124,29 +123,36 @@ class Connection:
         Raises:
             DbUnavailable: the connection broke (it is marked broken).
         """
-        queries: list[tuple[bytes, Sequence[bytes | None] | None]] = [
-            (_BEGIN_READ_ONLY if tx.read_only else _BEGIN, None)
-        ]
-        if tx.settings:
+        # Without `rollback`, no BEGIN/COMMIT: everything up to the pipeline's Sync is one
+        # implicit transaction, committed at the Sync or rolled back, with every setting made in
+        # it (session-level ones too), at the first error. RESET ALL is its last statement, so a
+        # function's `set_config(..., false)` is undone before the connection goes back.
+        queries: list[tuple[bytes, Sequence[bytes | None] | None]] = []
+        settings = list(tx.settings)
+        if tx.rollback:
+            queries.append((_BEGIN_READ_ONLY if tx.read_only else _BEGIN, None))
+        elif tx.read_only:
+            settings.insert(0, ("transaction_read_only", "on"))
+        if settings:
             sql = "select " + ", ".join(
-                f"set_config(${2 * i + 1}, ${2 * i + 2}, true)" for i in range(len(tx.settings))
+                f"set_config(${2 * i + 1}, ${2 * i + 2}, true)" for i in range(len(settings))
             )
             params: list[bytes | None] = []
-            for name, value in tx.settings:
+            for name, value in settings:
                 params += [name.encode(), value.encode()]
             queries.append((sql.encode(), params))
         first = len(queries)
         queries += [(st.sql.encode(), _encode_params(st)) for st in tx.statements]
-        queries.append((_ROLLBACK if tx.rollback else _COMMIT, None))
+        if tx.rollback:
+            queries.append((_ROLLBACK, None))
         queries.append((_RESET, None))
         results = await self._pipeline(queries)
         for res in results:
             if res.status == ExecStatus.FATAL_ERROR:
                 error = _error(res)
-                cleanup: list[tuple[bytes, Sequence[bytes | None] | None]] = [(_RESET, None)]
                 if self._pg.transaction_status != pq.TransactionStatus.IDLE:
-                    cleanup.insert(0, (_ROLLBACK, None))
-                await self._pipeline(cleanup)
+                    # An explicit block (tx=rollback) stays open after an error: end it.
+                    await self._pipeline([(_ROLLBACK, None), (_RESET, None)])
                 return error
         return [_result(res) for res in results[first : first + len(tx.statements)]]
 

@@ -226,3 +226,50 @@ async def test_pool_session_settings_do_not_leak_to_the_next_transaction(databas
     assert not isinstance(after, DbError)
     assert after[0].rows in (((None,),), ((b"",),))
     pool.close()
+
+
+async def test_pool_rollback_and_read_only_keep_settings_and_recover_from_errors(
+    database: str,
+) -> None:
+    pool = Pool(database, DbSettings(pool_size=1))
+    await pool.execute_script(
+        "create table t (id int primary key);"
+        "create function leak(v text) returns text language sql "
+        "as $$ select set_config('app.leak', v, false) $$"
+    )
+    settings = (("request.method", "GET"),)
+    read = await pool.run(
+        tx(
+            "select current_setting('request.method'), current_setting('transaction_read_only')",
+            settings=settings,
+            read_only=True,
+        )
+    )
+    assert not isinstance(read, DbError)
+    assert read[0].rows == ((b"GET", b"on"),)
+    # tx=rollback, failing half-way: the explicit block is ended and nothing leaks or stays.
+    failed = await pool.run(
+        tx("insert into t values (1)", "select leak('x')", "select 1/0", rollback=True)
+    )
+    assert isinstance(failed, DbError)
+    assert failed.sqlstate == "22012"
+    after = await pool.run(
+        tx(
+            "select count(*), current_setting('app.leak', true), current_setting('transaction_read_only') from t"
+        )
+    )
+    assert not isinstance(after, DbError)
+    count, leaked, read_only = after[0].rows[0]
+    assert count == b"0"
+    assert leaked in (None, b"")
+    assert read_only == b"off"
+    # Writes commit without an explicit BEGIN/COMMIT.
+    wrote = await pool.run(tx("insert into t values (2)", "insert into t values (3)"))
+    assert not isinstance(wrote, DbError)
+    half = await pool.run(tx("insert into t values (4)", "insert into t values (2)"))
+    assert isinstance(half, DbError)
+    assert half.sqlstate == "23505"
+    rows = await pool.run(tx("select array_agg(id order by id)::text from t"))
+    assert not isinstance(rows, DbError)
+    assert rows[0].rows == ((b"{2,3}",),)
+    pool.close()
