@@ -249,3 +249,22 @@ def test_query_params_round_trip_for_rpc_reads(params: QueryParams) -> None:
 def test_parse_query_accepts_or_raises_rest_error(raw: str, rpc_read: bool) -> None:
     with contextlib.suppress(RestError):
         parse_query(raw, rpc_read=rpc_read)
+
+
+def test_parse_query_reuses_parses_of_short_queries_only() -> None:
+    short = "select=id,name&id=eq.42&order=id.desc&limit=3"
+    assert parse_query(short) is parse_query(short)
+    assert parse_query(short) is not parse_query(short, rpc_read=True)
+    strict = RestLimits(max_logic_depth=1)
+    nested = "or=(a.eq.1,and(b.eq.2,c.eq.3))"
+    assert parse_query(nested).logic
+    with pytest.raises(QueryParamError):  # the cached parse under other limits is not reused
+        parse_query(nested, limits=strict)
+    long = "id=in.(" + ",".join(str(i) for i in range(600)) + ")"
+    assert len(long) > 2048
+    assert parse_query(long) == parse_query(long)
+    assert parse_query(long) is not parse_query(long)
+    # Errors are raised every time, never remembered as values.
+    for _ in range(2):
+        with pytest.raises(QueryParamError):
+            parse_query("id=zz.1")
