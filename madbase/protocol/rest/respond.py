@@ -8,6 +8,9 @@ Writes (PostgREST `Response.hs` `actionResponse`): POST answers 201, PATCH/DELET
 `return=representation` else 204; `Content-Range` is `*/total` (PATCH: `0-(n-1)/total`);
 `return=headers-only` on POST adds `Location: /t?pk=eq.v` from the first written row. A PUT
 that wrote nothing had a payload key that differs from the URL's (PGRST115).
+
+Function calls answer as reads, except that a `void` function answers 204 with no body and no
+Content-Type (PostgREST `Response.hs`, since 7.0).
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def respond(plan: Plan, result: list[DbResult] | DbError) -> Response:
             authenticated=not plan.anonymous,
         )
         return _strip(plan, response)
-    if plan.action is not Action.READ:
+    if plan.action not in (Action.READ, Action.CALL, Action.CALL_READ):
         return _write_response(plan, result[-1].rows[0])
     row = result[-1].rows[0]
     total = _int(row[0])
@@ -71,9 +74,14 @@ def respond(plan: Plan, result: list[DbResult] | DbError) -> Response:
             return _strip(plan, InvalidRange.out_of_bounds(lower, total).to_response())
         if page_rows < total:
             status = 206
+    if plan.returns_void:
+        headers: Headers = (("content-range", content_range(lower, page_rows, total)),)
+        if plan.preference_applied is not None:
+            headers += (("preference-applied", plan.preference_applied),)
+        return Response(status=204, headers=headers, body=b"")
     if plan.media_type.kind is MediaKind.OBJECT and page_rows != 1:
         return _strip(plan, SingularityError.for_rows(page_rows).to_response())
-    headers: Headers = (
+    headers = (
         ("content-type", f"{to_mime(plan.media_type)}; charset=utf-8"),
         ("content-range", content_range(lower, page_rows, total)),
     )

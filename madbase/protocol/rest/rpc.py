@@ -1,0 +1,540 @@
+"""Function calls through `/rpc/<name>`: picking the overload, reading the arguments, the SQL.
+
+As PostgREST's `Plan.hs` (`callReadPlan`, `findProc`), `Plan/CallPlan.hs` and
+`Query/QueryBuilder.hs` (`callPlanToQuery`); the shapes are PostgREST's, the code ours.
+
+Overloads are told apart by argument names only. The names the client sends (the keys of the
+JSON body on POST, the query parameters that are not filters on GET/HEAD) must cover every
+argument without a default and name no other; exactly one overload may match (none: 404
+PGRST202, several: 300 PGRST203). A POST whose body matches none falls back to an overload with
+one unnamed argument that takes the whole body: `json`/`jsonb` for JSON, `text` for
+`text/plain`, `xml` for `text/xml`, `bytea` for `application/octet-stream`. Functions that
+return `trigger`, and functions with unnamed arguments other than that single one, cannot be
+called (PostgREST leaves them out of its schema cache). `Prefer: params=single-object`
+(PostgREST 12; removed in 13, so only honoured when `handling` is not strict) passes the whole
+body to a function with one `json`/`jsonb` argument, whatever its name.
+
+The call is one statement, like a read; the function runs in the CTE, so it runs once whatever
+the rest of the statement reads::
+
+    with pgrst_source as (
+      select pgrst_call.* from json_to_record($1::json) as pgrst_body("a" integer, ...),
+        lateral "s"."f"("a" := pgrst_body."a", ...) pgrst_call
+    )
+    select <total>, <page rows>, <body> from (select ... from pgrst_source "f" ...) _t
+
+GET arguments are bound one parameter each and cast to the argument's type (`"a" := $1::integer`);
+a VARIADIC argument gets every repeated value as one array (`VARIADIC "v" := $2::integer[]`).
+A function returning rows of a relation reads like that relation (columns, embeds); one with OUT
+or TABLE arguments like a relation of those columns; any other composite type is read without
+checking column names (Postgres checks them); a scalar result is the one column `pgrst_scalar`.
+"""
+
+# S608: this module builds SQL; every request value is a bind parameter and every identifier goes
+# through quote_ident (tests/protocol/rest/test_rpc.py checks the text never holds them).
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import difflib
+import json
+from types import MappingProxyType
+from typing import Final, final
+
+import attrs
+
+from madbase.protocol.http.messages import JsonValue
+from madbase.protocol.rest.build import StatementBuilder, body_aggregate, pg_array, q
+from madbase.protocol.rest.errors import (
+    AmbiguousFunction,
+    FunctionNotFound,
+    InvalidBody,
+    MaxAffectedRpcViolation,
+    NotImplementedFeature,
+)
+from madbase.protocol.rest.headers import MediaKind, MediaType, PreferHandling
+from madbase.protocol.rest.query import decode_query
+from madbase.protocol.rest.request import Action, ApiRequest
+from madbase.protocol.rest.schema import (
+    ArgMode,
+    Column,
+    Function,
+    FunctionArg,
+    QualifiedName,
+    Relation,
+    RelationKind,
+    SchemaSnapshot,
+    Volatility,
+)
+from madbase.protocol.sql import Statement
+
+__all__ = ["Call", "call_statement", "find_function"]
+
+# The single unnamed argument a POST body of each content type can fill (PostgREST `findProc`).
+_RAW_BODY_TYPES: Final = MappingProxyType(
+    {
+        MediaKind.JSON: frozenset({"json", "jsonb"}),
+        MediaKind.TEXT: frozenset({"text"}),
+        MediaKind.XML: frozenset({"xml"}),
+        MediaKind.OCTET_STREAM: frozenset({"bytea"}),
+    }
+)
+_RAW_ONLY: Final = frozenset({MediaKind.TEXT, MediaKind.XML, MediaKind.OCTET_STREAM})
+_CALLABLE_UNNAMED: Final = frozenset({"bytea", "json", "jsonb", "text", "xml"})
+# Fixed-length types would cut a longer value to their length when cast (`'abc'::character` is
+# 'a'); PostgREST casts to the varying type instead.
+_LENGTHLESS: Final = MappingProxyType(
+    {
+        "character": "character varying",
+        "character[]": "character varying[]",
+        "bit": "bit varying",
+        "bit[]": "bit varying[]",
+    }
+)
+_SINGLE_OBJECT: Final = "params=single-object"
+_OUT_MODES: Final = frozenset({ArgMode.OUT, ArgMode.INOUT, ArgMode.TABLE})
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Call:
+    """A planned call: its statement (one row: total, page rows, body) and what `respond` needs.
+
+    `read_only`: GET/HEAD, or a POST of a STABLE/IMMUTABLE function. `returns_void`: the
+    answer is 204 without a body.
+    """
+
+    statement: Statement
+    function: Function
+    read_only: bool
+    returns_void: bool
+
+
+# --- picking the overload ------------------------------------------------------------------------
+
+
+def _callable(fn: Function) -> bool:
+    """False for what PostgREST's schema cache leaves out: triggers, most unnamed arguments."""
+    if fn.return_type in ("trigger", "event_trigger"):
+        return False
+    unnamed = [a for a in fn.input_args if not a.name]
+    return not unnamed or (len(unnamed) == 1 and unnamed[0].type in _CALLABLE_UNNAMED)
+
+
+def _matches(fn: Function, keys: frozenset[str], *, post: bool, content: MediaKind) -> bool:
+    params = fn.input_args
+    if not params:
+        return not keys and not (post and content in _RAW_ONLY)
+    required = {a.name for a in params if not a.has_default}
+    optional = {a.name for a in params if a.has_default}
+    return required <= keys and keys - optional == required
+
+
+def _single_unnamed(fn: Function, *, post: bool, content: MediaKind) -> bool:
+    params = fn.input_args
+    return (
+        post
+        and len(params) == 1
+        and not params[0].name
+        and params[0].type in _RAW_BODY_TYPES.get(content, frozenset())
+    )
+
+
+def _signature(fn: Function) -> str:
+    args = ", ".join(f"{a.name} => {a.type}" for a in fn.input_args)
+    return f"{fn.name}({args})"
+
+
+def _not_found(
+    snapshot: SchemaSnapshot,
+    schema: str,
+    name: str,
+    keys: frozenset[str],
+    overloads: tuple[Function, ...],
+    *,
+    post: bool,
+    content: MediaKind,
+) -> FunctionNotFound:
+    """PGRST202 with PostgREST's message, details and hint (`Error.hs` `NoRpc`)."""
+    func = f"{schema}.{name}"
+    names = sorted(keys)
+    listed = f"({', '.join(names)})" if names else " without parameters"
+    raw_only = post and content in _RAW_ONLY
+    message = f"Could not find the function {func}{'' if raw_only else listed} in the schema cache"
+    with_params = (
+        f" with parameter{'s' if len(names) > 1 else ''} {', '.join(names)}"
+        if names
+        else " without parameters"
+    )
+    searched = {
+        MediaKind.TEXT: " with a single unnamed text parameter",
+        MediaKind.XML: " with a single unnamed xml parameter",
+        MediaKind.OCTET_STREAM: " with a single unnamed bytea parameter",
+        MediaKind.JSON: with_params + " or with a single unnamed json/jsonb parameter",
+    }.get(content, with_params)
+    details = (
+        f"Searched for the function {func}{searched if post else with_params}, "
+        "but no matches were found in the schema cache."
+    )
+    hint = None
+    if not raw_only:
+        if overloads:
+            sets = sorted({_param_list(fn) for fn in overloads})
+            close = difflib.get_close_matches(f"({', '.join(names)})", sets, n=1, cutoff=0.33)
+            if close:
+                hint = f"Perhaps you meant to call the function {func}{close[0]}"
+        else:
+            similar = snapshot.similar_functions(schema, name)
+            if similar:
+                hint = f"Perhaps you meant to call the function {schema}.{similar[0]}"
+    return FunctionNotFound(message, details=details, hint=hint)
+
+
+def _param_list(fn: Function) -> str:
+    return "(" + ", ".join(sorted(a.name for a in fn.input_args)) + ")"
+
+
+def find_function(
+    snapshot: SchemaSnapshot,
+    schema: str,
+    name: str,
+    keys: frozenset[str],
+    *,
+    post: bool,
+    content: MediaKind = MediaKind.JSON,
+    single_object: bool = False,
+) -> Function:
+    """The overload of `schema.name` that argument names `keys` call (PostgREST `findProc`).
+
+    `post` is True for POST, whose body may fill a single unnamed argument of the type
+    `content` (the request's Content-Type) allows.
+
+    Raises:
+        FunctionNotFound: no overload matches (PGRST202, with PostgREST's hint).
+        AmbiguousFunction: several do (PGRST203).
+    """
+    overloads = tuple(fn for fn in snapshot.find_functions(schema, name) if _callable(fn))
+    matched: list[Function] = []
+    fallback: list[Function] = []
+    for fn in overloads:
+        params = fn.input_args
+        if single_object:
+            if len(params) == 1 and params[0].type in ("json", "jsonb"):
+                matched.append(fn)
+        elif _matches(fn, keys, post=post, content=content):
+            matched.append(fn)
+        elif _single_unnamed(fn, post=post, content=content):
+            fallback.append(fn)
+    found = matched or fallback
+    if not found:
+        raise _not_found(snapshot, schema, name, keys, overloads, post=post, content=content)
+    if len(found) > 1:
+        raise AmbiguousFunction(
+            "Could not choose the best candidate function between: "
+            + ", ".join(_signature(fn) for fn in found),
+            hint="Try renaming the parameters or the function itself in the database so "
+            "function overloading can be resolved",
+        )
+    return found[0]
+
+
+# --- arguments -----------------------------------------------------------------------------------
+
+
+@final
+@attrs.frozen(kw_only=True)
+class _JsonArgs:
+    """A JSON body: its text, whether it is an array (one call per element), its keys."""
+
+    text: str
+    keys: frozenset[str]
+    is_array: bool
+
+
+@final
+@attrs.frozen(kw_only=True)
+class _DirectArgs:
+    """Arguments as text values (GET, form bodies); a list for a VARIADIC argument."""
+
+    values: tuple[tuple[str, str | tuple[str, ...]], ...]
+
+    @property
+    def keys(self) -> frozenset[str]:
+        return frozenset(name for name, _ in self.values)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class _RawArg:
+    """A raw body for a single unnamed argument (text is `\\x…` hex for bytea)."""
+
+    text: str
+
+
+def _json_args(body: bytes, columns: tuple[str, ...] | None) -> _JsonArgs:
+    """The JSON body's keys as PostgREST reads them (`Payload.hs` `payloadAttributes`).
+
+    Raises:
+        InvalidBody: not UTF-8 JSON, or an array whose items are not objects with the same keys.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InvalidBody from err
+    if not text:
+        text = "{}"  # an empty body calls the function without arguments
+    if columns is not None:
+        stripped = text.lstrip(" \t\r\n")
+        return _JsonArgs(text=text, keys=frozenset(columns), is_array=stripped.startswith("["))
+    try:
+        value: JsonValue = json.loads(text)
+    except ValueError as err:
+        raise InvalidBody from err
+    if isinstance(value, dict):
+        return _JsonArgs(text=text, keys=frozenset(value), is_array=False)
+    if isinstance(value, list) and value:
+        first = value[0]
+        if isinstance(first, dict) and all(
+            isinstance(item, dict) and item.keys() == first.keys() for item in value
+        ):
+            return _JsonArgs(text=text, keys=frozenset(first), is_array=True)
+        raise InvalidBody("All object keys must match")
+    # Anything else is read as an empty array, as PostgREST does.
+    return _JsonArgs(text="[]", keys=frozenset(), is_array=True)
+
+
+def _direct_args(pairs: tuple[tuple[str, str], ...], fn: Function) -> _DirectArgs:
+    """Query-string style arguments; repeats of a VARIADIC argument collect, others: last wins."""
+    variadic = {a.name for a in fn.input_args if a.mode is ArgMode.VARIADIC}
+    out: dict[str, str | tuple[str, ...]] = {}
+    for name, value in pairs:
+        if name in variadic:
+            previous = out.get(name, ())
+            assert isinstance(previous, tuple)
+            out[name] = (*previous, value)
+        else:
+            out[name] = value
+    return _DirectArgs(values=tuple(out.items()))
+
+
+def _type(arg: FunctionArg) -> str:
+    """The argument's type as SQL, as Postgres itself printed it (`format_type`)."""
+    return _LENGTHLESS.get(arg.type, arg.type)
+
+
+# --- SQL ---------------------------------------------------------------------------------------
+
+
+class _CallBuilder(StatementBuilder):
+    """A `StatementBuilder` that leaves column names of `open_relation` for Postgres to check."""
+
+    def __init__(
+        self,
+        snapshot: SchemaSnapshot,
+        api: ApiRequest,
+        max_depth: int,
+        open_relation: Relation | None,
+    ) -> None:
+        super().__init__(snapshot, api.query, max_depth)
+        self.open_relation = open_relation
+
+    def column(self, rel: Relation, alias: str, name: str) -> str:
+        if rel is self.open_relation:
+            return f"{q(alias)}.{q(name)}"
+        return super().column(rel, alias, name)
+
+
+def _returns_composite(fn: Function) -> bool:
+    """As PostgREST: a composite type, or any OUT/INOUT/TABLE argument (even just one)."""
+    return fn.returns_composite or any(a.mode in _OUT_MODES for a in fn.args)
+
+
+def _result(snapshot: SchemaSnapshot, fn: Function) -> tuple[Relation, bool]:
+    """The relation the result reads as, and whether its column names go unchecked."""
+    name = QualifiedName(fn.name.schema, fn.name.name)
+    if not _returns_composite(fn):
+        scalar = Column(name="pgrst_scalar", position=1, type=fn.return_type, base_type="")
+        return Relation(name=name, kind=RelationKind.TABLE, columns=(scalar,)), True
+    if fn.return_relation is not None:
+        rel = snapshot.find_relation(fn.return_relation.schema, fn.return_relation.name)
+        if rel is not None:
+            return rel, False
+    outs = [a for a in fn.args if a.mode in _OUT_MODES]
+    if outs:
+        columns = tuple(
+            Column(name=a.name, position=i + 1, type=a.type, base_type=a.type)
+            for i, a in enumerate(outs)
+        )
+        return Relation(name=name, kind=RelationKind.TABLE, columns=columns), False
+    return Relation(name=name, kind=RelationKind.TABLE, columns=()), True
+
+
+def _call_sql(
+    b: StatementBuilder,
+    fn: Function,
+    args: _JsonArgs | _DirectArgs | _RawArg,
+    *,
+    scalar: bool,
+) -> str:
+    """`select ... from <the call>`: the rows the function returns (`pgrst_scalar` if scalar)."""
+    params = fn.input_args
+    body_from = ""
+    arguments = ""
+    match args:
+        case _RawArg(text=text):
+            arguments = f"{b.param(text)}::{_type(params[0])}"
+        case _DirectArgs() if len(params) == 1 and not params[0].name:
+            raw = json.dumps(dict(args.values), separators=(",", ":"), ensure_ascii=False)
+            arguments = f"{b.param(raw)}::{_type(params[0])}"
+        case _DirectArgs(values=values):
+            given = dict(values)
+            parts = []
+            for arg in params:
+                if arg.name not in given:
+                    continue
+                value = given[arg.name]
+                if isinstance(value, tuple):
+                    parts.append(
+                        f"variadic {q(arg.name)} := {b.param(pg_array(value))}::{_type(arg)}"
+                    )
+                else:
+                    parts.append(f"{q(arg.name)} := {b.param(value)}::{_type(arg)}")
+            arguments = ", ".join(parts)
+        case _JsonArgs(text=text, keys=keys, is_array=is_array):
+            if len(params) == 1 and not params[0].name:
+                arguments = f"{b.param(text)}::{_type(params[0])}"
+            else:
+                used = [arg for arg in params if arg.name in keys]
+                if used:
+                    reader = "json_to_recordset" if is_array else "json_to_record"
+                    columns = ", ".join(f"{q(a.name)} {_type(a)}" for a in used)
+                    body_from = (
+                        f"{reader}({b.param(text)}::json) as pgrst_body({columns}), lateral "
+                    )
+                arguments = ", ".join(
+                    ("variadic " if a.mode is ArgMode.VARIADIC else "")
+                    + f"{q(a.name)} := pgrst_body.{q(a.name)}"
+                    for a in used
+                )
+    call = f"{q(fn.name.schema)}.{q(fn.name.name)}({arguments})"
+    if scalar:
+        return f"select pgrst_call.pgrst_scalar from {body_from}(select {call} as pgrst_scalar) pgrst_call"
+    return f"select pgrst_call.* from {body_from}{call} pgrst_call"
+
+
+def _body(page: str, media: MediaType, *, scalar: bool, single: bool) -> str:
+    """The aggregate over `_t` that renders the body (PostgREST `asJsonF`/`asJsonSingleF`)."""
+    if media.kind is MediaKind.CSV:
+        return body_aggregate(page, media.kind, stripped=False)
+    value = "_t.pgrst_scalar" if scalar else "_t"
+    stripped = media.kind is MediaKind.ARRAY_STRIPPED or media.nulls_stripped
+    if single or media.kind is MediaKind.OBJECT:
+        agg = f"json_agg({value}) -> 0"
+        empty = "'null'"
+    else:
+        agg = f"json_agg({value})"
+        empty = "'[]'"
+    if stripped:
+        agg = f"json_strip_nulls({agg})"
+    return f"coalesce(({agg})::text, {empty})"
+
+
+def _arguments(api: ApiRequest, fn: Function) -> _JsonArgs | _DirectArgs | _RawArg:
+    if api.action is Action.CALL_READ:
+        return _direct_args(api.query.rpc_args, fn)
+    kind = api.content_type.kind
+    if kind is MediaKind.URLENCODED:
+        return _direct_args(decode_query(api.body.decode("latin-1")), fn)
+    if kind in _RAW_ONLY:
+        if kind is MediaKind.OCTET_STREAM:
+            return _RawArg(text="\\x" + api.body.hex())
+        try:
+            return _RawArg(text=api.body.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise InvalidBody("The request body is not valid UTF-8") from err
+    return _json_args(api.body, api.query.columns)
+
+
+def _request_keys(api: ApiRequest) -> tuple[frozenset[str], MediaKind]:
+    """The argument names the request gives, and the body's content type for a POST.
+
+    Raises:
+        InvalidBody: an unreadable body or a content type a function cannot take (PGRST102).
+    """
+    if api.action is Action.CALL_READ:
+        return frozenset(name for name, _ in api.query.rpc_args), MediaKind.JSON
+    kind = api.content_type.kind
+    match kind:
+        case MediaKind.JSON:
+            return _json_args(api.body, api.query.columns).keys, kind
+        case MediaKind.URLENCODED:
+            pairs = decode_query(api.body.decode("latin-1"))
+            return frozenset(name for name, _ in pairs), kind
+        case MediaKind.TEXT | MediaKind.XML | MediaKind.OCTET_STREAM:
+            return frozenset(), kind
+        case MediaKind.CSV:
+            raise NotImplementedFeature(details="text/csv bodies for functions are not implemented")
+        case _:
+            mime = api.content_type.other or kind.value
+            raise InvalidBody(f"Content-Type not acceptable: {mime}")
+
+
+def call_statement(api: ApiRequest, snapshot: SchemaSnapshot, *, max_depth: int) -> Call:
+    """The statement calling the function `api` targets, reading its result as `api` asks.
+
+    Raises:
+        RestError: no such function or overload (PGRST202/203), a bad body (PGRST102), an
+            unknown column or embed, max-affected on a function returning one row (PGRST128).
+    """
+    assert api.target.name is not None
+    post = api.action is Action.CALL
+    keys, content = _request_keys(api)
+    single_object = post and _SINGLE_OBJECT in api.preferences.invalid
+    fn = find_function(
+        snapshot,
+        api.target.schema,
+        api.target.name,
+        keys,
+        post=post,
+        content=content,
+        single_object=single_object,
+    )
+    prefs = api.preferences
+    if prefs.handling is PreferHandling.STRICT and prefs.max_affected is not None:
+        if not fn.returns_set:
+            raise MaxAffectedRpcViolation
+        raise NotImplementedFeature(details="Prefer: max-affected is not implemented yet")
+    args = _arguments(api, fn)
+    if single_object and isinstance(args, _JsonArgs):
+        args = _RawArg(text=args.text)
+    relation, open_columns = _result(snapshot, fn)
+    scalar = not _returns_composite(fn)
+    b = _CallBuilder(snapshot, api, max_depth, relation if open_columns else None)
+    call = _call_sql(b, fn, args, scalar=scalar)
+    alias = relation.name.name
+    b.aliases.add(alias)
+    source = f"pgrst_source {q(alias)}"
+    columns, from_sql, tail = b.level(
+        relation, alias, api.query.select, (), correlation=None, source=source
+    )
+    b.check_paths()
+    page = f"select {columns} from {from_sql}{tail}"
+    if api.range.limit is not None:
+        page += f" limit {int(api.range.limit)}"
+    if api.range.offset:
+        page += f" offset {int(api.range.offset)}"
+    single = not fn.returns_set
+    total = f"(select count(*) from {from_sql})" if prefs.count is not None else "null::bigint"
+    rows = "1::bigint" if single else "count(*)"
+    if fn.returns_void or api.head:
+        body = "null::text"
+    else:
+        body = _body(page, api.media_type, scalar=scalar, single=single)
+    sql = f"with pgrst_source as ({call}) select {total}, {rows}, {body} from ({page}) _t"
+    read_only = not post or fn.volatility is not Volatility.VOLATILE
+    return Call(
+        statement=Statement(sql, tuple(b.params)),
+        function=fn,
+        read_only=read_only,
+        returns_void=fn.returns_void,
+    )
