@@ -258,10 +258,6 @@ class _DirectArgs:
 
     values: tuple[tuple[str, str | tuple[str, ...]], ...]
 
-    @property
-    def keys(self) -> frozenset[str]:
-        return frozenset(name for name, _ in self.values)
-
 
 @final
 @attrs.frozen(kw_only=True)
@@ -383,9 +379,6 @@ def _call_sql(
     match args:
         case _RawArg(text=text):
             arguments = f"{b.param(text)}::{_type(params[0])}"
-        case _DirectArgs() if len(params) == 1 and not params[0].name:
-            raw = json.dumps(dict(args.values), separators=(",", ":"), ensure_ascii=False)
-            arguments = f"{b.param(raw)}::{_type(params[0])}"
         case _DirectArgs(values=values):
             given = dict(values)
             parts = []
@@ -507,6 +500,8 @@ def call_statement(api: ApiRequest, snapshot: SchemaSnapshot, *, max_depth: int)
     args = _arguments(api, fn)
     if single_object and isinstance(args, _JsonArgs):
         args = _RawArg(text=args.text)
+    elif single_object and isinstance(args, _DirectArgs):
+        args = _RawArg(text=json.dumps(dict(args.values), separators=(",", ":")))
     relation, open_columns = _result(snapshot, fn)
     scalar = not _returns_composite(fn)
     b = _CallBuilder(snapshot, api, max_depth, relation if open_columns else None)
