@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_rest_clients import ANN, create_rest_schema, user_token
+from tests.e2e.test_rest_rpc_clients import create_rpc_schema
 from tests.e2e.test_serve import Served, start
 
 pytestmark = [pytest.mark.clients, pytest.mark.pg]
@@ -131,6 +132,7 @@ def test_supabase_js_against_gateway_and_rest(tmp_path: Path) -> None:
     served = start(data_dir)
     try:
         create_rest_schema(served)
+        create_rpc_schema(served)
         done = run_node_tests(served, extra_env={"MADBASE_USER_TOKEN": user_token(data_dir, ANN)})
     finally:
         served.stop()
