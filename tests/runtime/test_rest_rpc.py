@@ -96,6 +96,17 @@ insert into public.notes values
   (2, '00000000-0000-0000-0000-000000000002', 'theirs');
 create function public.my_notes() returns setof public.notes
   language sql stable as $$ select * from public.notes order by id $$;
+create function public.created(id int) returns json language plpgsql as $$
+begin
+  perform set_config('response.status', '201', true);
+  perform set_config('response.headers',
+    json_build_array(json_build_object('Location', '/films?id=eq.' || id))::text, true);
+  return json_build_object('id', id);
+end $$;
+create function public.bad_headers() returns int language plpgsql as $$
+begin perform set_config('response.headers', '{"not": "an array"}', true); return 1; end $$;
+create function public.slow() returns void language sql
+  set statement_timeout = '100ms' as $$ select pg_sleep(3) $$;
 create schema private;
 create function private.hidden() returns int language sql as $$ select 1 $$;
 create schema api;
@@ -478,5 +489,21 @@ async def test_rpc_transactions_errors_and_roles(database: str) -> None:
             ("prefer", "handling=strict, max-affected=1"),
         )
         assert (r.status, body(r)["code"]) == (400, "PGRST128")
+    finally:
+        pool.close()
+
+
+async def test_rpc_response_settings_and_hoisted_function_settings(database: str) -> None:
+    pool, snap = await setup(database)
+    try:
+        r = await call(pool, snap, "POST", "/rpc/created", {"id": 7})
+        assert (r.status, body(r), r.header("location")) == (201, {"id": 7}, "/films?id=eq.7")
+        r = await call(pool, snap, "GET", "/rpc/bad_headers")
+        assert (r.status, body(r)["code"]) == (500, "PGRST111")
+        # SET statement_timeout on the function applies to the whole transaction
+        r = await call(pool, snap, "POST", "/rpc/slow", {})
+        assert (r.status, body(r)["code"]) == (500, "57014")
+        # and does not outlive it
+        assert body(await call(pool, snap, "GET", "/rpc/add_them?a=1&b=1")) == 2
     finally:
         pool.close()

@@ -197,7 +197,7 @@ def _call_plan(
     call = call_statement(api, snapshot, max_depth=limits.max_embed_depth)
     return Plan(
         transaction=Transaction(
-            settings=_settings(api, auth, path, headers_json),
+            settings=_settings(api, auth, path, headers_json) + call.settings,
             statements=(call.statement,),
             read_only=call.read_only,
             rollback=api.preferences.transaction is PreferTransaction.ROLLBACK,

@@ -10,7 +10,9 @@ Writes (PostgREST `Response.hs` `actionResponse`): POST answers 201, PATCH/DELET
 that wrote nothing had a payload key that differs from the URL's (PGRST115).
 
 Function calls answer as reads, except that a `void` function answers 204 with no body and no
-Content-Type (PostgREST `Response.hs`, since 7.0).
+Content-Type (PostgREST `Response.hs`, since 7.0), and that the status and headers a function
+set in `response.status` / `response.headers` replace PostgREST's (PGRST112/PGRST111 if
+invalid).
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from madbase.protocol.http.messages import Headers, Response
 from madbase.protocol.rest.errors import (
     InvalidRange,
     PutMatchingPkError,
+    RestError,
     SingularityError,
     db_error_response,
 )
 from madbase.protocol.rest.headers import MediaKind, PreferReturn, to_mime
 from madbase.protocol.rest.plan import Plan
 from madbase.protocol.rest.request import Action
+from madbase.protocol.rest.rpc import with_response_settings
 from madbase.protocol.sql import DbError, DbResult
 
 __all__ = ["content_range", "respond"]
@@ -61,9 +65,19 @@ def respond(plan: Plan, result: list[DbResult] | DbError) -> Response:
             authenticated=not plan.anonymous,
         )
         return _strip(plan, response)
-    if plan.action not in (Action.READ, Action.CALL, Action.CALL_READ):
-        return _write_response(plan, result[-1].rows[0])
     row = result[-1].rows[0]
+    if plan.action not in (Action.READ, Action.CALL, Action.CALL_READ):
+        return _write_response(plan, row)
+    response = _read_response(plan, row)
+    if plan.action is not Action.READ:
+        try:
+            response = with_response_settings(response, row[3], row[4])
+        except RestError as err:
+            return _strip(plan, err.to_response())
+    return response
+
+
+def _read_response(plan: Plan, row: tuple[bytes | None, ...]) -> Response:
     total = _int(row[0])
     page_rows = _int(row[1]) or 0
     body = b"" if row[2] is None else row[2]

@@ -38,16 +38,19 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from types import MappingProxyType
 from typing import Final, final
 
 import attrs
 
-from madbase.protocol.http.messages import JsonValue
+from madbase.protocol.http.messages import JsonValue, Response
 from madbase.protocol.rest.build import StatementBuilder, body_aggregate, pg_array, q
 from madbase.protocol.rest.errors import (
     AmbiguousFunction,
     FunctionNotFound,
+    GucHeadersError,
+    GucStatusError,
     InvalidBody,
     MaxAffectedRpcViolation,
     NotImplementedFeature,
@@ -68,7 +71,7 @@ from madbase.protocol.rest.schema import (
 )
 from madbase.protocol.sql import Statement
 
-__all__ = ["Call", "call_statement", "find_function"]
+__all__ = ["Call", "call_statement", "find_function", "with_response_settings"]
 
 # The single unnamed argument a POST body of each content type can fill (PostgREST `findProc`).
 _RAW_BODY_TYPES: Final = MappingProxyType(
@@ -92,22 +95,38 @@ _LENGTHLESS: Final = MappingProxyType(
     }
 )
 _SINGLE_OBJECT: Final = "params=single-object"
+# PostgREST's default `db-hoisted-tx-settings`, less `default_transaction_isolation`: the
+# transaction has begun before settings apply, so its isolation level can no longer change.
+_HOISTED: Final = frozenset({"statement_timeout", "plan_filter.statement_cost_limit"})
+# RFC 9110 §5.1 field names (tokens); anything else could not be sent.
+_HEADER_NAME: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Visible ASCII, spaces and tabs: what every HTTP/1.1 stack sends as it is (RFC 9110 §5.5).
+_HEADER_VALUE: Final = re.compile(r"[\t\x20-\x7e]*")
+# Framing is the server's: a function cannot set these (the server would contradict itself).
+_SERVER_HEADERS: Final = frozenset(
+    {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer"}
+)
 _OUT_MODES: Final = frozenset({ArgMode.OUT, ArgMode.INOUT, ArgMode.TABLE})
 
 
 @final
 @attrs.frozen(kw_only=True)
 class Call:
-    """A planned call: its statement (one row: total, page rows, body) and what `respond` needs.
+    """A planned call and what `respond` needs.
+
+    The statement returns one row: total, page rows, body, and the `response.headers` and
+    `response.status` settings the function left (NULL when unset).
 
     `read_only`: GET/HEAD, or a POST of a STABLE/IMMUTABLE function. `returns_void`: the
-    answer is 204 without a body.
+    answer is 204 without a body. `settings` are the function's own `SET` clauses that apply to
+    the whole transaction (PostgREST's default `db-hoisted-tx-settings`).
     """
 
     statement: Statement
     function: Function
     read_only: bool
     returns_void: bool
+    settings: tuple[tuple[str, str], ...] = ()
 
 
 # --- picking the overload ------------------------------------------------------------------------
@@ -525,11 +544,75 @@ def call_statement(api: ApiRequest, snapshot: SchemaSnapshot, *, max_depth: int)
         body = "null::text"
     else:
         body = _body(page, api.media_type, scalar=scalar, single=single)
-    sql = f"with pgrst_source as ({call}) select {total}, {rows}, {body} from ({page}) _t"
+    # Read after the call ran (the select list is evaluated once the aggregates are done).
+    settings = ", ".join(
+        f"nullif(current_setting('{name}', true), '')"
+        for name in ("response.headers", "response.status")
+    )
+    sql = (
+        f"with pgrst_source as ({call}) select {total}, {rows}, {body}, {settings} from ({page}) _t"
+    )
     read_only = not post or fn.volatility is not Volatility.VOLATILE
     return Call(
         statement=Statement(sql, tuple(b.params)),
         function=fn,
         read_only=read_only,
         returns_void=fn.returns_void,
+        settings=tuple((name, value) for name, value in fn.settings if name in _HOISTED),
     )
+
+
+# --- response settings ---------------------------------------------------------------------------
+
+
+def with_response_settings(
+    response: Response, headers_json: bytes | None, status_text: bytes | None
+) -> Response:
+    """`response` with the status and headers a function set (PostgREST `overrideStatusHeaders`).
+
+    `headers_json` is `response.headers`: a JSON array of objects with one key and a string
+    value each, e.g. `[{"Set-Cookie": "a=1"}, {"Cache-Control": "no-cache"}]`; a header named
+    there replaces PostgREST's of the same name (framing headers such as Content-Length stay the
+    server's). `status_text` is `response.status`, 200 to 599 (informational codes are no final
+    answer).
+
+    Raises:
+        GucHeadersError: `response.headers` is not of that shape (PGRST111).
+        GucStatusError: `response.status` is not a status code (PGRST112).
+
+    >>> r = Response(status=200, headers=(("content-range", "0-0/*"),), body=b"1")
+    >>> r = with_response_settings(r, b'[{"X-Answer": "42"}]', b"201")
+    >>> r.status, r.headers
+    (201, (('x-answer', '42'), ('content-range', '0-0/*')))
+    """
+    status = response.status
+    if status_text is not None:
+        digits = status_text.decode("latin-1").strip()
+        if not digits.isascii() or not digits.isdigit() or not 200 <= int(digits) <= 599:
+            raise GucStatusError
+        status = int(digits)
+    extra: list[tuple[str, str]] = []
+    if headers_json is not None:
+        try:
+            value: JsonValue = json.loads(headers_json)
+        except ValueError as err:
+            raise GucHeadersError from err
+        if not isinstance(value, list):
+            raise GucHeadersError
+        for item in value:
+            if not isinstance(item, dict) or len(item) != 1:
+                raise GucHeadersError
+            ((name, text),) = item.items()
+            if (
+                not isinstance(text, str)
+                or not _HEADER_NAME.fullmatch(name)
+                or not _HEADER_VALUE.fullmatch(text)
+            ):
+                raise GucHeadersError
+            if name.lower() not in _SERVER_HEADERS:
+                extra.append((name.lower(), text))
+    if not extra and status == response.status:
+        return response
+    named = {name for name, _ in extra}
+    kept = tuple((name, text) for name, text in response.headers if name not in named)
+    return Response(status=status, headers=(*extra, *kept), body=response.body)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from madbase.protocol.auth.bearer import RequestAuth
-from madbase.protocol.http.messages import Request
+from madbase.protocol.http.messages import Request, Response
 from madbase.protocol.rest import (
     AmbiguousFunction,
     ArgMode,
@@ -30,7 +30,7 @@ from madbase.protocol.rest.compile import compile_request
 from madbase.protocol.rest.headers import MediaKind
 from madbase.protocol.rest.plan import Plan, plan_request
 from madbase.protocol.rest.respond import respond
-from madbase.protocol.rest.rpc import find_function
+from madbase.protocol.rest.rpc import find_function, with_response_settings
 from madbase.protocol.sql import DbResult
 
 
@@ -108,6 +108,12 @@ FUNCTIONS = (
     fn("noop", returns="void", volatility=Volatility.VOLATILE),
     fn("write", arg("t", "character"), volatility=Volatility.VOLATILE),
     fn("ping", returns="text", schema="api"),
+    Function(
+        name=q("slow"),
+        args=(),
+        return_type="void",
+        settings=(("statement_timeout", "5s"), ("search_path", "x"), ("work_mem", "1MB")),
+    ),
 )
 SNAP = SchemaSnapshot.build(schemas=("public", "api"), relations=(FILMS,), functions=FUNCTIONS)
 AUTH = RequestAuth(role="anon", claims_json='{"role":"anon"}')
@@ -459,8 +465,14 @@ def test_scalar_json_bodies_read_as_an_empty_array() -> None:
 # --- responses ----------------------------------------------------------------------------------
 
 
-def result(total: bytes | None, rows: bytes, body: bytes | None) -> list[DbResult]:
-    return [DbResult(rows=((total, rows, body),), command="SELECT 1")]
+def result(
+    total: bytes | None,
+    rows: bytes,
+    body: bytes | None,
+    headers: bytes | None = None,
+    status: bytes | None = None,
+) -> list[DbResult]:
+    return [DbResult(rows=((total, rows, body, headers, status),), command="SELECT 1")]
 
 
 def test_respond_to_calls() -> None:
@@ -489,3 +501,67 @@ def test_compile_request_calls_functions() -> None:
         "POST", "/rpc/add", "", {"Content-Type": "application/json"}, b'{"a":1,"b":2}', SNAP
     )
     assert '"public"."add"(' in tx.statements[0].sql
+
+
+def test_response_settings_override_status_and_headers() -> None:
+    p = plan("POST", "/rpc/add", {"a": 1, "b": 2})
+    r = respond(
+        p, result(None, b"1", b"3", b'[{"Location": "/x"}, {"Content-Range": "*/9"}]', b"201")
+    )
+    assert (r.status, r.body) == (201, b"3")
+    assert r.headers == (
+        ("location", "/x"),
+        ("content-range", "*/9"),
+        ("content-type", "application/json; charset=utf-8"),
+        ("content-profile", "public"),  # two schemas are exposed: negotiated
+    )
+    r = respond(plan("POST", "/rpc/noop", {}), result(None, b"1", None, None, b"202"))
+    assert (r.status, r.body) == (202, b"")
+    r = respond(p, result(None, b"1", b"3", b"{}"))
+    assert (r.status, r.header("proxy-status")) == (500, "PostgREST; error=PGRST111")
+    r = respond(p, result(None, b"1", b"3", None, b"abc"))
+    assert (r.status, r.header("proxy-status")) == (500, "PostgREST; error=PGRST112")
+    r = respond(plan("HEAD", "/rpc/ints?n=1"), result(None, b"1", None, None, b"x"))
+    assert (r.status, r.body) == (500, b"")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"nope",
+        b'{"a": "b"}',
+        b'["a"]',
+        b'[{"a": "b", "c": "d"}]',
+        b'[{"a": 1}]',
+        b'[{"bad name": "x"}]',
+        b'[{"x": "line\\nbreak"}]',
+        b'[{"x": "caf\\u00e9"}]',
+    ],
+)
+def test_response_headers_setting_must_be_single_key_objects(headers: bytes) -> None:
+    with pytest.raises(RestError) as info:
+        with_response_settings(Response(status=200), headers, None)
+    assert info.value.code == "PGRST111"
+
+
+@pytest.mark.parametrize("status", [b"", b"abc", b"99", b"600", b"1e3", b"\xff"])
+def test_response_status_setting_must_be_a_status(status: bytes) -> None:
+    with pytest.raises(RestError) as info:
+        with_response_settings(Response(status=200), None, status)
+    assert info.value.code == "PGRST112"
+
+
+def test_response_settings_keep_framing_headers_the_servers() -> None:
+    r = with_response_settings(
+        Response(status=200), b'[{"Content-Length": "1"}, {"Transfer-Encoding": "x"}]', b" 418 "
+    )
+    assert (r.status, r.headers) == (418, ())
+    same = Response(status=200)
+    assert with_response_settings(same, b"[]", None) is same
+
+
+def test_function_settings_hoisted_into_the_transaction() -> None:
+    settings = plan("POST", "/rpc/slow", {}).transaction.settings
+    assert settings[-1] == ("statement_timeout", "5s")
+    assert ("search_path", "x") not in settings
+    assert all(name != "work_mem" for name, _ in settings)
