@@ -299,6 +299,8 @@ def _json_args(body: bytes, columns: tuple[str, ...] | None) -> _JsonArgs:
     if not text:
         text = "{}"  # an empty body calls the function without arguments
     if columns is not None:
+        if "\x00" in text:  # not JSON, and libpq would cut the value there
+            raise InvalidBody
         stripped = text.lstrip(" \t\r\n")
         return _JsonArgs(text=text, keys=frozenset(columns), is_array=stripped.startswith("["))
     try:
@@ -461,9 +463,12 @@ def _arguments(api: ApiRequest, fn: Function) -> _JsonArgs | _DirectArgs | _RawA
         if kind is MediaKind.OCTET_STREAM:
             return _RawArg(text="\\x" + api.body.hex())
         try:
-            return _RawArg(text=api.body.decode("utf-8"))
+            text = api.body.decode("utf-8")
         except UnicodeDecodeError as err:
             raise InvalidBody("The request body is not valid UTF-8") from err
+        if "\x00" in text:  # Postgres text cannot hold NUL (and libpq would cut the value there)
+            raise InvalidBody("The request body contains a NUL character")
+        return _RawArg(text=text)
     return _json_args(api.body, api.query.columns)
 
 

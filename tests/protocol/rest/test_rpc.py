@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given
@@ -420,6 +422,12 @@ def test_call_bodies_of_other_shapes() -> None:
     with pytest.raises(RestError) as info:
         plan("POST", "/rpc/add", None, raw=b"\xff")
     assert info.value.code == "PGRST102"
+    with pytest.raises(RestError) as info:
+        plan("POST", "/rpc/raw_text", None, text, raw=b"a\x00b")
+    assert info.value.code == "PGRST102"
+    with pytest.raises(RestError) as info:
+        plan("POST", "/rpc/mixed?columns=a", None, raw=b'{"a":"\x00"}')
+    assert info.value.code == "PGRST102"
     st_ = plan("POST", "/rpc/raw_text", None, text, raw=b"hi").transaction.statements[0]
     assert (st_.params, "$1::text" in st_.sql) == (("hi",), True)
 
@@ -565,3 +573,49 @@ def test_function_settings_hoisted_into_the_transaction() -> None:
     assert settings[-1] == ("statement_timeout", "5s")
     assert ("search_path", "x") not in settings
     assert all(name != "work_mem" for name, _ in settings)
+
+
+@given(
+    st.sampled_from(["add", "body", "greet", "sum_all", "raw_text", "raw_bytes", "nothing"]),
+    st.sampled_from(
+        [
+            "application/json",
+            "text/plain",
+            "application/octet-stream",
+            "text/xml",
+            "x/y",
+            "",
+            "application/x-www-form-urlencoded",
+        ]
+    ),
+    st.one_of(
+        st.binary(max_size=64),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+            lambda inner: (
+                st.lists(inner, max_size=3)
+                | st.dictionaries(st.sampled_from(["a", "b", "v", "x", ""]), inner, max_size=3)
+            ),
+            max_leaves=8,
+        ).map(lambda value: json.dumps(value).encode()),
+    ),
+    st.sampled_from(["", "params=single-object", "handling=strict", "count=exact"]),
+)
+def test_call_planning_accepts_or_raises_rest_error(
+    name: str, content: str, data: bytes, prefer: str
+) -> None:
+    headers = (("content-type", content), ("prefer", prefer))
+    try:
+        p = plan("POST", f"/rpc/{name}", None, *headers, raw=data)
+    except RestError:
+        return
+    statement = p.transaction.statements[0]
+    assert statement.sql.startswith("with pgrst_source as (")
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "v", "n", "select"]), st.text(max_size=8))))
+def test_call_reads_accept_or_raise_rest_error(pairs: list[tuple[str, str]]) -> None:
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in pairs)
+    for name in ("add", "sum_all", "ints", "greet"):
+        with contextlib.suppress(RestError):
+            plan("GET", f"/rpc/{name}?{query}")
