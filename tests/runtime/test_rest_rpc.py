@@ -44,6 +44,8 @@ create function public.greet(name text default 'guest') returns text
   language sql stable as $$ select 'Hello ' || name || '!' $$;
 create function public.films_after(y int) returns setof public.films
   language sql stable as $$ select * from public.films where year > y order by id $$;
+create function public.shout_title(public.films) returns text
+  language sql stable as $$ select upper($1.title) $$;
 create function public.film(fid int) returns public.films
   language sql stable as $$ select * from public.films where id = fid $$;
 create function public.squares() returns table (n int, sq int)
@@ -241,6 +243,9 @@ async def test_rpc_set_returning_reads_like_a_table(database: str) -> None:
             {"title": "Gladiator", "director": {"name": "Scott"}},
             {"title": "Up", "director": None},
         ]
+        # computed fields of the returned table
+        r = await call(pool, snap, "GET", "/rpc/films_after?y=1996&select=id,shout_title")
+        assert body(r) == [{"id": 3, "shout_title": "GLADIATOR"}, {"id": 4, "shout_title": "UP"}]
         r = await call(pool, snap, "GET", "/rpc/films_after?y=1990&select=title,nope(*)")
         assert (r.status, body(r)["code"]) == (400, "PGRST200")
         r = await call(pool, snap, "GET", "/rpc/films_after?y=1990&nope=eq.1")

@@ -135,7 +135,11 @@ def plan_request(
             (PGRST108), or a request this version does not plan yet (PGRST127).
     """
     writing = api.action in _WRITES
-    if api.action in (Action.CALL, Action.CALL_READ) and api.media_type.kind in _READ_MEDIA:
+    if api.action in (Action.CALL, Action.CALL_READ):
+        if api.media_type.kind not in _READ_MEDIA:
+            raise NotImplementedFeature(
+                details=f"the media type {api.media_type.kind.value} is not implemented yet"
+            )
         return _call_plan(api, snapshot, auth, limits, path, headers_json)
     if (
         not writing and api.action is not Action.READ

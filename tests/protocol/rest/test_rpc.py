@@ -455,6 +455,14 @@ def test_call_media_and_ranges() -> None:
     assert plan("GET", "/rpc/film?fid=1").transaction.statements[0].sql.count("-> 0") == 1
 
 
+def test_call_media_not_implemented_yet() -> None:
+    e = error("GET", "/rpc/ints?n=1", None, ("accept", "application/geo+json"))
+    assert (e.code, e.details) == (
+        "PGRST127",
+        "the media type application/geo+json is not implemented yet",
+    )
+
+
 def test_call_in_another_exposed_schema() -> None:
     p = plan("GET", "/rpc/ping", None, ("accept-profile", "api"))
     assert '"api"."ping"()' in p.transaction.statements[0].sql
