@@ -1,4 +1,7 @@
-"""Function calls against a hand-built snapshot: overloads, errors, arguments, SQL, responses."""
+"""Function calls against a hand-built snapshot: overloads, errors, arguments, SQL, responses.
+
+Covers `madbase.protocol.rest.rpc` and `madbase.protocol.rest.overloads` (they share the snapshot).
+"""
 
 from __future__ import annotations
 
@@ -30,9 +33,10 @@ from madbase.protocol.rest import (
 )
 from madbase.protocol.rest.compile import compile_request
 from madbase.protocol.rest.headers import MediaKind
+from madbase.protocol.rest.overloads import find_function
 from madbase.protocol.rest.plan import Plan, plan_request
 from madbase.protocol.rest.respond import respond
-from madbase.protocol.rest.rpc import find_function, with_response_settings
+from madbase.protocol.rest.rpc import with_response_settings
 from madbase.protocol.sql import DbResult
 
 
