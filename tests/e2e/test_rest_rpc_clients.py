@@ -46,6 +46,9 @@ create function public.sum_all(variadic v int[]) returns int
 create function public.echo(json) returns json language sql immutable as $$ select $1 $$;
 create function public.log_event(note text) returns public.rpc_events
   language sql as $$ insert into public.rpc_events (note) values (note) returning * $$;
+create function public.log_events(notes text[]) returns setof public.rpc_events
+  language sql as $$
+    insert into public.rpc_events (note) select unnest(notes) returning * $$;
 create function public.set_leak(v text) returns text
   language sql as $$ select set_config('app.leak', v, false) $$;
 create function public.get_leak() returns text
@@ -154,6 +157,20 @@ def test_rpc_void_and_writes(anon: supabase.Client, rpc_server: tuple[Served, Pa
     with pytest.raises(postgrest.APIError) as caught:
         anon.rpc("log_event", {"note": "nope"}, get=True).execute()
     assert caught.value.code == "25006"
+
+
+def test_rpc_max_affected_and_single_undo_the_call(anon: supabase.Client) -> None:
+    notes = ["py-a", "py-b", "py-c"]
+    with pytest.raises(postgrest.APIError) as caught:
+        anon.rpc("log_events", {"notes": notes}).max_affected(2).execute()
+    assert (caught.value.code, caught.value.details) == ("PGRST124", "The query affects 3 rows")
+    with pytest.raises(postgrest.APIError) as caught:
+        anon.rpc("log_events", {"notes": notes}).select("note").single().execute()
+    assert caught.value.code == "PGRST116"
+    written = anon.table("rpc_events").select("note").in_("note", notes).execute()
+    assert written.data == []
+    done = anon.rpc("log_events", {"notes": notes[:2]}).max_affected(2).execute()
+    assert [row["note"] for row in done.data] == notes[:2]
 
 
 def test_rpc_errors_reach_the_client(anon: supabase.Client) -> None:

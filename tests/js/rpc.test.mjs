@@ -138,6 +138,23 @@ test('errors come back in PostgREST format', async () => {
   assert.equal(readOnly.error.code, '25006');
 });
 
+test('maxAffected and single() undo the call when refused', async () => {
+  const notes = ['js-a', 'js-b', 'js-c'];
+  const tooMany = await anon.rpc('log_events', { notes }).maxAffected(2);
+  assert.equal(tooMany.status, 400);
+  assert.equal(tooMany.error.code, 'PGRST124');
+  const notOne = await anon.rpc('log_events', { notes }).select('note').single();
+  assert.equal(notOne.status, 406);
+  assert.equal(notOne.error.code, 'PGRST116');
+  const written = await anon.from('rpc_events').select('note').in('note', notes);
+  assert.deepEqual(written.data, []);
+  const fine = await anon.rpc('log_events', { notes: notes.slice(0, 2) }).select('note').maxAffected(2);
+  assert.equal(fine.error, null);
+  assert.deepEqual(fine.data, [{ note: 'js-a' }, { note: 'js-b' }]);
+  const scalar = await anon.rpc('add_them', { a: 1, b: 1 }).maxAffected(1);
+  assert.equal(scalar.error.code, 'PGRST128');
+});
+
 test('functions run as the caller, under row-level security', async () => {
   const asAnon = await anon.rpc('my_todos');
   assert.deepEqual(asAnon.data, []);

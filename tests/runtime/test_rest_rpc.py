@@ -109,6 +109,11 @@ create function public.bad_headers() returns int language plpgsql as $$
 begin perform set_config('response.headers', '{"not": "an array"}', true); return 1; end $$;
 create function public.slow() returns void language sql
   set statement_timeout = '100ms' as $$ select pg_sleep(3) $$;
+create function public.add_films(n int) returns setof public.films language sql as $$
+  insert into public.films (id, title)
+  select (select greatest(max(id), 100) from public.films) + g, 'new ' || g
+    from generate_series(1, n) g
+  returning * $$;
 create schema private;
 create function private.hidden() returns int language sql as $$ select 1 $$;
 create schema api;
@@ -510,5 +515,43 @@ async def test_rpc_response_settings_and_hoisted_function_settings(database: str
         assert (r.status, body(r)["code"]) == (500, "57014")
         # and does not outlive it
         assert body(await call(pool, snap, "GET", "/rpc/add_them?a=1&b=1")) == 2
+    finally:
+        pool.close()
+
+
+async def test_rpc_refusals_roll_back_the_call(database: str) -> None:
+    pool, snap = await setup(database)
+    obj = ("accept", "application/vnd.pgrst.object+json")
+
+    def new_films() -> list[int]:
+        with psycopg.connect(database, autocommit=True) as conn:
+            rows = conn.execute("select id from public.films where id > 99 order by id")
+            return [row[0] for row in rows.fetchall()]
+
+    try:
+        # Accept: object and two rows: 406, and the two inserts are undone (as PostgREST)
+        r = await call(pool, snap, "POST", "/rpc/add_films?select=id", {"n": 2}, obj)
+        assert (r.status, body(r)["code"], body(r)["details"]) == (
+            406,
+            "PGRST116",
+            "The result contains 2 rows",
+        )
+        assert new_films() == []
+        r = await call(pool, snap, "POST", "/rpc/add_films?select=id", {"n": 1}, obj)
+        assert (r.status, body(r)) == (200, {"id": 101})
+        # max-affected with handling=strict: more rows than allowed is 400 and undone
+        strict = ("prefer", "handling=strict, max-affected=2")
+        r = await call(pool, snap, "POST", "/rpc/add_films?select=id", {"n": 3}, strict)
+        assert (r.status, body(r)["code"], body(r)["details"]) == (
+            400,
+            "PGRST124",
+            "The query affects 3 rows",
+        )
+        r = await call(pool, snap, "POST", "/rpc/add_films?select=id&order=id", {"n": 2}, strict)
+        assert (r.status, body(r)) == (200, [{"id": 102}, {"id": 103}])
+        assert r.header("preference-applied") == "handling=strict, max-affected=2"
+        assert new_films() == [101, 102, 103]
+        r = await call(pool, snap, "HEAD", "/rpc/ints?n=3", None, strict)
+        assert (r.status, r.body) == (400, b"")
     finally:
         pool.close()

@@ -31,7 +31,7 @@ from madbase.protocol.rest.errors import (
 from madbase.protocol.rest.headers import MediaKind, PreferReturn, to_mime
 from madbase.protocol.rest.plan import Plan
 from madbase.protocol.rest.request import Action
-from madbase.protocol.rest.rpc import with_response_settings
+from madbase.protocol.rest.rpc import guard_error, with_response_settings
 from madbase.protocol.sql import DbError, DbResult
 
 __all__ = ["content_range", "respond"]
@@ -57,6 +57,9 @@ def _int(value: bytes | None) -> int | None:
 def respond(plan: Plan, result: list[DbResult] | DbError) -> Response:
     """The response for `result` of `plan.transaction` (a `DbError` gets PostgREST's status)."""
     if isinstance(result, DbError):
+        refused = guard_error(result.sqlstate, result.message)
+        if refused is not None and plan.action in (Action.CALL, Action.CALL_READ):
+            return _strip(plan, refused.to_response())
         response = db_error_response(
             result.sqlstate,
             result.message,

@@ -14,7 +14,7 @@ the rest of the statement reads::
       select pgrst_call.* from json_to_record($1::json) as pgrst_body("a" integer, ...),
         lateral "s"."f"("a" := pgrst_body."a", ...) pgrst_call
     )
-    select <total>, <page rows>, <body>, <response.headers>, <response.status>
+    select <total>, <page rows>, <body>, <response.headers>, <response.status>, <guard>
       from (select ... from pgrst_source "f" ...) _t
 
 GET arguments are bound one parameter each and cast to the argument's type (`"a" := $1::integer`);
@@ -44,7 +44,10 @@ from madbase.protocol.rest.errors import (
     GucStatusError,
     InvalidBody,
     MaxAffectedRpcViolation,
+    MaxAffectedViolation,
     NotImplementedFeature,
+    RestError,
+    SingularityError,
 )
 from madbase.protocol.rest.headers import MediaKind, MediaType, PreferHandling
 from madbase.protocol.rest.overloads import RAW_BODY_KINDS, find_function
@@ -63,7 +66,7 @@ from madbase.protocol.rest.schema import (
 )
 from madbase.protocol.sql import Statement
 
-__all__ = ["Call", "call_statement", "with_response_settings"]
+__all__ = ["Call", "call_statement", "guard_error", "with_response_settings"]
 
 # Fixed-length types would cut a longer value to their length when cast (`'abc'::character` is
 # 'a'); PostgREST casts to the varying type instead.
@@ -88,6 +91,13 @@ _SERVER_HEADERS: Final = frozenset(
     {"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer"}
 )
 _OUT_MODES: Final = frozenset({ArgMode.OUT, ArgMode.INOUT, ArgMode.TABLE})
+# PostgREST rolls back a call whose result breaks `Accept: ...object+json` or `max-affected`.
+# Our transaction's COMMIT is already on the wire, so the statement itself fails instead: a cast
+# of this marked text to integer (SQLSTATE 22P02), which `guard_error` reads back.
+_GUARD: Final = "madbase-guard"
+_GUARD_MESSAGE: Final = re.compile(
+    r'invalid input syntax for type integer: "madbase-guard (PGRST116|PGRST124) ([0-9]+)"'
+)
 
 
 @final
@@ -95,8 +105,9 @@ _OUT_MODES: Final = frozenset({ArgMode.OUT, ArgMode.INOUT, ArgMode.TABLE})
 class Call:
     """A planned call and what `respond` needs.
 
-    The statement returns one row: total, page rows, body, and the `response.headers` and
-    `response.status` settings the function left (NULL when unset).
+    The statement returns one row: total, page rows, body, the `response.headers` and
+    `response.status` settings the function left (NULL when unset), and NULL (or it fails on
+    purpose, see `guard_error`).
 
     `read_only`: GET/HEAD, or a POST of a STABLE/IMMUTABLE function. `returns_void`: the
     answer is 204 without a body. `settings` are the function's own `SET` clauses that apply to
@@ -370,10 +381,9 @@ def call_statement(api: ApiRequest, snapshot: SchemaSnapshot, *, max_depth: int)
         single_object=single_object,
     )
     prefs = api.preferences
-    if prefs.handling is PreferHandling.STRICT and prefs.max_affected is not None:
-        if not fn.returns_set:
-            raise MaxAffectedRpcViolation
-        raise NotImplementedFeature(details="Prefer: max-affected is not implemented yet")
+    max_affected = prefs.max_affected if prefs.handling is PreferHandling.STRICT else None
+    if max_affected is not None and not fn.returns_set:
+        raise MaxAffectedRpcViolation
     args = _arguments(api, fn)
     if single_object and isinstance(args, _JsonArgs):
         args = _RawArg(text=args.text)
@@ -407,10 +417,20 @@ def call_statement(api: ApiRequest, snapshot: SchemaSnapshot, *, max_depth: int)
         f"nullif(current_setting('{name}', true), '')"
         for name in ("response.headers", "response.status")
     )
-    sql = (
-        f"with pgrst_source as ({call}) select {total}, {rows}, {body}, {settings} from ({page}) _t"
-    )
     read_only = not post or fn.volatility is not Volatility.VOLATILE
+    # Refusals that must undo what the function did fail the statement (see `guard_error`).
+    guards = []
+    if not read_only and not single and api.media_type.kind is MediaKind.OBJECT:
+        guards.append(f"when count(*) <> 1 then ('{_GUARD} PGRST116 ' || count(*))::integer")
+    if max_affected is not None:
+        guards.append(
+            f"when count(*) > {int(max_affected)} then ('{_GUARD} PGRST124 ' || count(*))::integer"
+        )
+    guard = f"case {' '.join(guards)} end" if guards else "null::integer"
+    sql = (
+        f"with pgrst_source as ({call}) "
+        f"select {total}, {rows}, {body}, {settings}, {guard} from ({page}) _t"
+    )
     return Call(
         statement=Statement(sql, tuple(b.params)),
         function=fn,
@@ -418,6 +438,23 @@ def call_statement(api: ApiRequest, snapshot: SchemaSnapshot, *, max_depth: int)
         returns_void=fn.returns_void,
         settings=tuple((name, value) for name, value in fn.settings if name in _HOISTED),
     )
+
+
+def guard_error(sqlstate: str, message: str) -> RestError | None:
+    """The refusal a call's statement failed with on purpose, if it did (None: a real error).
+
+    >>> guard_error("22P02", 'invalid input syntax for type integer: "madbase-guard PGRST116 2"')
+    SingularityError('Cannot coerce the result to a single JSON object')
+    >>> guard_error("22P02", 'invalid input syntax for type integer: "x"') is None
+    True
+    """
+    match = _GUARD_MESSAGE.fullmatch(message) if sqlstate == "22P02" else None
+    if match is None:
+        return None
+    rows = int(match.group(2))
+    if match.group(1) == "PGRST116":
+        return SingularityError.for_rows(rows)
+    return MaxAffectedViolation.for_rows(rows)
 
 
 # --- response settings ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import contextlib
 import json
 from urllib.parse import quote
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -37,7 +38,7 @@ from madbase.protocol.rest.overloads import find_function
 from madbase.protocol.rest.plan import Plan, plan_request
 from madbase.protocol.rest.respond import respond
 from madbase.protocol.rest.rpc import with_response_settings
-from madbase.protocol.sql import DbResult
+from madbase.protocol.sql import DbError, DbResult
 
 
 def q(name: str, schema: str = "public") -> QualifiedName:
@@ -112,6 +113,7 @@ FUNCTIONS = (
     fn("pt", returns="public.pt", composite=True),
     fn("ints", arg("n"), setof=True),
     fn("noop", returns="void", volatility=Volatility.VOLATILE),
+    fn("spawn", arg("n"), setof=True, volatility=Volatility.VOLATILE),
     fn("write", arg("t", "character"), volatility=Volatility.VOLATILE),
     fn("ping", returns="text", schema="api"),
     Function(
@@ -393,8 +395,14 @@ def test_call_errors_before_the_database() -> None:
     assert error("POST", "/rpc/add", [1, 2]).code == "PGRST102"
     e = error("POST", "/rpc/add", {"a": 1, "b": 2}, ("prefer", "handling=strict,max-affected=1"))
     assert e.code == "PGRST128"
-    e = error("POST", "/rpc/ints", {"n": 1}, ("prefer", "handling=strict,max-affected=1"))
-    assert e.code == "PGRST127"
+    p = plan("POST", "/rpc/ints", {"n": 1}, ("prefer", "handling=strict,max-affected=1"))
+    assert "when count(*) > 1 then ('madbase-guard PGRST124 ' || count(*))::integer" in (
+        p.transaction.statements[0].sql
+    )
+    assert p.preference_applied == "handling=strict, max-affected=1"
+    # without handling=strict, max-affected is ignored (as PostgREST)
+    p = plan("POST", "/rpc/ints", {"n": 1}, ("prefer", "max-affected=1"))
+    assert "madbase-guard" not in p.transaction.statements[0].sql
     e = error("GET", "/rpc/ints?n=1", None, ("prefer", "handling=strict,params=single-object"))
     assert e.code == "PGRST122"
 
@@ -521,6 +529,30 @@ def test_compile_request_calls_functions() -> None:
         "POST", "/rpc/add", "", {"Content-Type": "application/json"}, b'{"a":1,"b":2}', SNAP
     )
     assert '"public"."add"(' in tx.statements[0].sql
+
+
+def test_guards_roll_back_what_the_call_did() -> None:
+    obj = ("accept", "application/vnd.pgrst.object+json")
+    sql = plan("POST", "/rpc/spawn", {"n": 1}, obj).transaction.statements[0].sql
+    assert "when count(*) <> 1 then ('madbase-guard PGRST116 ' || count(*))::integer" in sql
+    # read-only calls have nothing to undo: respond checks the row count
+    assert (
+        "madbase-guard" not in plan("GET", "/rpc/ints?n=1", None, obj).transaction.statements[0].sql
+    )
+    refused = DbError(
+        sqlstate="22P02",
+        message='invalid input syntax for type integer: "madbase-guard PGRST124 7"',
+    )
+    r = respond(plan("POST", "/rpc/ints", {"n": 1}), refused)
+    assert (r.status, json.loads(r.body)["details"]) == (400, "The query affects 7 rows")
+    r = respond(
+        plan("POST", "/rpc/ints", {"n": 1}, obj),
+        attrs.evolve(refused, message=refused.message.replace("PGRST124 7", "PGRST116 0")),
+    )
+    assert (r.status, json.loads(r.body)["code"]) == (406, "PGRST116")
+    # the same text from anything but a call is an ordinary error
+    r = respond(plan("GET", "/films"), refused)
+    assert (r.status, json.loads(r.body)["code"]) == (400, "22P02")
 
 
 def test_response_settings_override_status_and_headers() -> None:
