@@ -114,6 +114,8 @@ create function public.add_films(n int) returns setof public.films language sql 
   select (select greatest(max(id), 100) from public.films) + g, 'new ' || g
     from generate_series(1, n) g
   returning * $$;
+create function public.untyped() returns setof record
+  language sql stable as $$ select id, title from public.films where id < 3 order by id $$;
 create schema private;
 create function private.hidden() returns int language sql as $$ select 1 $$;
 create schema api;
@@ -274,6 +276,9 @@ async def test_rpc_set_returning_reads_like_a_table(database: str) -> None:
         assert body(r) == [{"y": 4}]
         r = await call(pool, snap, "GET", "/rpc/points?z=gt.1")
         assert (r.status, body(r)["code"]) == (400, "42703")
+        # setof record without OUT arguments: PostgREST returns the records as they come
+        r = await call(pool, snap, "GET", "/rpc/untyped")
+        assert body(r) == [{"id": 1, "title": "Alien"}, {"id": 2, "title": "Heat"}]
         # one row of a table: an object (all nulls when the function returns none)
         r = await call(pool, snap, "GET", "/rpc/film?fid=2&select=title,year")
         assert body(r) == {"title": "Heat", "year": 1995}
