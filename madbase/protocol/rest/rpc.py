@@ -317,7 +317,11 @@ def _body(page: str, media: MediaType, *, scalar: bool, single: bool) -> str:
     return f"coalesce(({agg})::text, {empty})"
 
 
-def _arguments(api: ApiRequest, fn: Function) -> _JsonArgs | _DirectArgs | _RawArg:
+def _arguments(
+    api: ApiRequest, fn: Function, json_args: _JsonArgs | None
+) -> _JsonArgs | _DirectArgs | _RawArg:
+    if json_args is not None:
+        return json_args
     if api.action is Action.CALL_READ:
         return _direct_args(api.query.rpc_args, fn)
     kind = api.content_type.kind
@@ -333,26 +337,27 @@ def _arguments(api: ApiRequest, fn: Function) -> _JsonArgs | _DirectArgs | _RawA
         if "\x00" in text:  # Postgres text cannot hold NUL (and libpq would cut the value there)
             raise InvalidBody("The request body contains a NUL character")
         return _RawArg(text=text)
-    return _json_args(api.body, api.query.columns)
+    raise AssertionError(kind)  # pragma: no cover - `_request_keys` refused the others
 
 
-def _request_keys(api: ApiRequest) -> tuple[frozenset[str], MediaKind]:
-    """The argument names the request gives, and the body's content type for a POST.
+def _request_keys(api: ApiRequest) -> tuple[frozenset[str], MediaKind, _JsonArgs | None]:
+    """The argument names the request gives, the body's content type, a JSON body read.
 
     Raises:
         InvalidBody: an unreadable body or a content type a function cannot take (PGRST102).
     """
     if api.action is Action.CALL_READ:
-        return frozenset(name for name, _ in api.query.rpc_args), MediaKind.JSON
+        return frozenset(name for name, _ in api.query.rpc_args), MediaKind.JSON, None
     kind = api.content_type.kind
     match kind:
         case MediaKind.JSON:
-            return _json_args(api.body, api.query.columns).keys, kind
+            json_args = _json_args(api.body, api.query.columns)
+            return json_args.keys, kind, json_args
         case MediaKind.URLENCODED:
             pairs = decode_query(api.body.decode("latin-1"))
-            return frozenset(name for name, _ in pairs), kind
+            return frozenset(name for name, _ in pairs), kind, None
         case MediaKind.TEXT | MediaKind.XML | MediaKind.OCTET_STREAM:
-            return frozenset(), kind
+            return frozenset(), kind, None
         case MediaKind.CSV:
             raise NotImplementedFeature(details="text/csv bodies for functions are not implemented")
         case _:
@@ -369,7 +374,7 @@ def call_statement(api: ApiRequest, snapshot: SchemaSnapshot, *, max_depth: int)
     """
     assert api.target.name is not None
     post = api.action is Action.CALL
-    keys, content = _request_keys(api)
+    keys, content, json_args = _request_keys(api)
     single_object = post and _SINGLE_OBJECT in api.preferences.invalid
     fn = find_function(
         snapshot,
@@ -384,7 +389,7 @@ def call_statement(api: ApiRequest, snapshot: SchemaSnapshot, *, max_depth: int)
     max_affected = prefs.max_affected if prefs.handling is PreferHandling.STRICT else None
     if max_affected is not None and not fn.returns_set:
         raise MaxAffectedRpcViolation
-    args = _arguments(api, fn)
+    args = _arguments(api, fn, json_args)
     if single_object and isinstance(args, _JsonArgs):
         args = _RawArg(text=args.text)
     elif single_object and isinstance(args, _DirectArgs):
