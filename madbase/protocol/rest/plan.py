@@ -67,10 +67,11 @@ class Plan:
     the top-level range's first row (for Content-Range); `counted` says whether `total` was
     asked for; `media_type` the negotiated response type; `head` drops the body; `anonymous` makes
     42501 a 401; `profile` is the schema to echo in `Content-Profile` (None: no profile header).
+    `returns_void` is set for a call of a `void` function (204).
 
     For writes, `action` is the request's action (READ for reads), `return_` its `return=`
     preference, `location` the path (`/todos`) a `Location` header starts with and `primary_key`
-    the key columns it names. `returns_void` is set for a call of a `void` function (204).
+    the key columns it names.
     """
 
     transaction: Transaction
@@ -81,11 +82,11 @@ class Plan:
     anonymous: bool = False
     profile: str | None = None
     preference_applied: str | None = None
+    returns_void: bool = False
     action: Action = Action.READ
     return_: PreferReturn = PreferReturn.MINIMAL
     location: str | None = None
     primary_key: tuple[str, ...] = ()
-    returns_void: bool = False
 
 
 def _settings(
@@ -113,6 +114,37 @@ def _applied(prefs: Preferences) -> str | None:
     """What a read echoes in Preference-Applied: count, tx, handling, timezone."""
     return preference_applied(
         attrs.evolve(prefs, return_=None, resolution=None, missing=None, max_affected=None)
+    )
+
+
+def _call_plan(
+    api: ApiRequest,
+    snapshot: SchemaSnapshot,
+    auth: RequestAuth,
+    limits: RestLimits,
+    path: str,
+    headers_json: str,
+) -> Plan:
+    call = call_statement(api, snapshot, max_depth=limits.max_embed_depth)
+    return Plan(
+        transaction=Transaction(
+            settings=_settings(api, auth, path, headers_json) + call.settings,
+            statements=(call.statement,),
+            read_only=call.read_only,
+            rollback=api.preferences.transaction is PreferTransaction.ROLLBACK,
+        ),
+        media_type=api.media_type,
+        head=api.head,
+        offset=api.range.offset,
+        counted=api.preferences.count is not None,
+        anonymous=auth.role == "anon",
+        profile=api.target.schema if api.negotiated_by_profile else None,
+        # PostgREST echoes count, tx, handling, timezone and max-affected for calls.
+        preference_applied=preference_applied(
+            attrs.evolve(api.preferences, return_=None, resolution=None, missing=None)
+        ),
+        action=api.action,
+        returns_void=call.returns_void,
     )
 
 
@@ -187,37 +219,6 @@ def plan_request(
         anonymous=auth.role == "anon",
         profile=api.target.schema if api.negotiated_by_profile else None,
         preference_applied=_applied(api.preferences),
-    )
-
-
-def _call_plan(
-    api: ApiRequest,
-    snapshot: SchemaSnapshot,
-    auth: RequestAuth,
-    limits: RestLimits,
-    path: str,
-    headers_json: str,
-) -> Plan:
-    call = call_statement(api, snapshot, max_depth=limits.max_embed_depth)
-    return Plan(
-        transaction=Transaction(
-            settings=_settings(api, auth, path, headers_json) + call.settings,
-            statements=(call.statement,),
-            read_only=call.read_only,
-            rollback=api.preferences.transaction is PreferTransaction.ROLLBACK,
-        ),
-        media_type=api.media_type,
-        head=api.head,
-        offset=api.range.offset,
-        counted=api.preferences.count is not None,
-        anonymous=auth.role == "anon",
-        profile=api.target.schema if api.negotiated_by_profile else None,
-        # PostgREST echoes count, tx, handling, timezone and max-affected for calls.
-        preference_applied=preference_applied(
-            attrs.evolve(api.preferences, return_=None, resolution=None, missing=None)
-        ),
-        action=api.action,
-        returns_void=call.returns_void,
     )
 
 
