@@ -663,3 +663,21 @@ def test_call_reads_accept_or_raise_rest_error(pairs: list[tuple[str, str]]) -> 
     for name in ("add", "sum_all", "ints", "greet"):
         with contextlib.suppress(RestError):
             plan("GET", f"/rpc/{name}?{query}")
+
+
+def test_respond_to_calls_like_reads() -> None:
+    raised = DbError(sqlstate="P0001", message="boom", hint="h")
+    r = respond(plan("POST", "/rpc/noop", {}), raised)
+    assert (r.status, json.loads(r.body)) == (
+        400,
+        {"code": "P0001", "message": "boom", "details": None, "hint": "h"},
+    )
+    assert respond(plan("HEAD", "/rpc/ints?n=1"), raised).body == b""
+    counted = plan("GET", "/rpc/ints?n=1&offset=5", None, ("prefer", "count=exact"))
+    r = respond(counted, result(b"2", b"0", b"[]"))
+    assert (r.status, json.loads(r.body)["code"]) == (416, "PGRST103")
+    obj = ("accept", "application/vnd.pgrst.object+json")
+    r = respond(plan("GET", "/rpc/ints?n=2", None, obj), result(None, b"2", b"1"))
+    assert (r.status, json.loads(r.body)["details"]) == (406, "The result contains 2 rows")
+    r = respond(plan("GET", "/rpc/ping", None, ("accept-profile", "api")), result(None, b"1", None))
+    assert (r.status, r.body, r.header("content-profile")) == (200, b"", "api")
