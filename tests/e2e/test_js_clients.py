@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from tests.e2e.test_rest_clients import ANN, create_rest_schema, user_token
+from tests.e2e.test_rest_rpc_clients import create_rpc_schema
 from tests.e2e.test_serve import Served, start
 
 pytestmark = [pytest.mark.clients, pytest.mark.pg]
@@ -151,6 +152,7 @@ def test_supabase_js_against_gateway_and_rest(tmp_path: Path) -> None:
         with psycopg.connect(served.db_url, autocommit=True) as conn:
             conn.execute(AUTH_SCHEMA)
         create_rest_schema(served)
+        create_rpc_schema(served)
         done = run_node_tests(served, extra_env={"MADBASE_USER_TOKEN": user_token(data_dir, ANN)})
     finally:
         served.stop()

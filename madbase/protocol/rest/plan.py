@@ -5,8 +5,8 @@ columns and embeds are checked (42703, PGRST200, PGRST201, PGRST108), and the re
 `Transaction`: the request's settings in PostgREST's order (search_path, role, claims, method,
 path, headers, cookies, timezone), then one statement that builds the response body in Postgres
 (see `build`). GET/HEAD run READ ONLY; POST/PATCH/PUT/DELETE run READ WRITE with the statement
-of `mutate`, whose row is (total, affected rows, body, primary key of the first row). RPC is not
-planned yet (PGRST127).
+of `mutate`, whose row is (total, affected rows, body, primary key of the first row). Function
+calls (`/rpc/f`) are planned by `rpc`: READ ONLY on GET/HEAD and for STABLE/IMMUTABLE functions.
 
 `count=planned` and `count=estimated` are answered with an exact count for now.
 """
@@ -42,6 +42,7 @@ from madbase.protocol.rest.mutate import (
     update_statement,
 )
 from madbase.protocol.rest.request import Action, ApiRequest, TargetKind
+from madbase.protocol.rest.rpc import call_statement
 from madbase.protocol.rest.schema import Relation, SchemaSnapshot
 from madbase.protocol.sql import Statement, Transaction
 
@@ -66,6 +67,7 @@ class Plan:
     the top-level range's first row (for Content-Range); `counted` says whether `total` was
     asked for; `media_type` the negotiated response type; `head` drops the body; `anonymous` makes
     42501 a 401; `profile` is the schema to echo in `Content-Profile` (None: no profile header).
+    `returns_void` is set for a call of a `void` function (204).
 
     For writes, `action` is the request's action (READ for reads), `return_` its `return=`
     preference, `location` the path (`/todos`) a `Location` header starts with and `primary_key`
@@ -80,6 +82,7 @@ class Plan:
     anonymous: bool = False
     profile: str | None = None
     preference_applied: str | None = None
+    returns_void: bool = False
     action: Action = Action.READ
     return_: PreferReturn = PreferReturn.MINIMAL
     location: str | None = None
@@ -114,6 +117,37 @@ def _applied(prefs: Preferences) -> str | None:
     )
 
 
+def _call_plan(
+    api: ApiRequest,
+    snapshot: SchemaSnapshot,
+    auth: RequestAuth,
+    limits: RestLimits,
+    path: str,
+    headers_json: str,
+) -> Plan:
+    call = call_statement(api, snapshot, max_depth=limits.max_embed_depth)
+    return Plan(
+        transaction=Transaction(
+            settings=_settings(api, auth, path, headers_json) + call.settings,
+            statements=(call.statement,),
+            read_only=call.read_only,
+            rollback=api.preferences.transaction is PreferTransaction.ROLLBACK,
+        ),
+        media_type=api.media_type,
+        head=api.head,
+        offset=api.range.offset,
+        counted=api.preferences.count is not None,
+        anonymous=auth.role == "anon",
+        profile=api.target.schema if api.negotiated_by_profile else None,
+        # PostgREST echoes count, tx, handling, timezone and max-affected for calls.
+        preference_applied=preference_applied(
+            attrs.evolve(api.preferences, return_=None, resolution=None, missing=None)
+        ),
+        action=api.action,
+        returns_void=call.returns_void,
+    )
+
+
 def plan_request(
     api: ApiRequest,
     snapshot: SchemaSnapshot,
@@ -133,6 +167,12 @@ def plan_request(
             (PGRST108), or a request this version does not plan yet (PGRST127).
     """
     writing = api.action in _WRITES
+    if api.action in (Action.CALL, Action.CALL_READ):
+        if api.media_type.kind not in _READ_MEDIA:
+            raise NotImplementedFeature(
+                details=f"the media type {api.media_type.kind.value} is not implemented yet"
+            )
+        return _call_plan(api, snapshot, auth, limits, path, headers_json)
     if (
         not writing and api.action is not Action.READ
     ) or api.target.kind is not TargetKind.RELATION:

@@ -8,6 +8,12 @@ Writes (PostgREST `Response.hs` `actionResponse`): POST answers 201, PATCH/DELET
 `return=representation` else 204; `Content-Range` is `*/total` (PATCH: `0-(n-1)/total`);
 `return=headers-only` on POST adds `Location: /t?pk=eq.v` from the first written row. A PUT
 that wrote nothing had a payload key that differs from the URL's (PGRST115).
+
+Function calls (`_call_response`) answer as reads, except that a `void` function answers 204
+with no body and no Content-Type (PostgREST `Response.hs`, since 7.0), that the status and
+headers a function set in `response.status` / `response.headers` replace PostgREST's
+(PGRST112/PGRST111 if invalid), and that a call its statement refused on purpose (see
+`rpc.guard_error`) answers that refusal.
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ from madbase.protocol.http.messages import Headers, Response
 from madbase.protocol.rest.errors import (
     InvalidRange,
     PutMatchingPkError,
+    RestError,
     SingularityError,
     db_error_response,
 )
 from madbase.protocol.rest.headers import MediaKind, PreferReturn, to_mime
 from madbase.protocol.rest.plan import Plan
 from madbase.protocol.rest.request import Action
+from madbase.protocol.rest.rpc import guard_error, with_response_settings
 from madbase.protocol.sql import DbError, DbResult
 
 __all__ = ["content_range", "respond"]
@@ -49,6 +57,8 @@ def _int(value: bytes | None) -> int | None:
 
 def respond(plan: Plan, result: list[DbResult] | DbError) -> Response:
     """The response for `result` of `plan.transaction` (a `DbError` gets PostgREST's status)."""
+    if plan.action in (Action.CALL, Action.CALL_READ):
+        return _call_response(plan, result)
     if isinstance(result, DbError):
         response = db_error_response(
             result.sqlstate,
@@ -130,3 +140,49 @@ def _strip(plan: Plan, response: Response) -> Response:
     if plan.head:
         return Response(status=response.status, headers=response.headers, body=b"")
     return response
+
+
+def _call_response(plan: Plan, result: list[DbResult] | DbError) -> Response:
+    """A function call's response: a read's, but void is 204 and the function has a say."""
+    if isinstance(result, DbError):
+        refused = guard_error(result.sqlstate, result.message)
+        if refused is not None:
+            return _strip(plan, refused.to_response())
+        response = db_error_response(
+            result.sqlstate,
+            result.message,
+            result.detail,
+            result.hint,
+            authenticated=not plan.anonymous,
+        )
+        return _strip(plan, response)
+    row = result[-1].rows[0]
+    total = _int(row[0])
+    page_rows = _int(row[1]) or 0
+    lower = plan.offset
+    status = 200
+    if total is not None:
+        if lower > total:
+            return _strip(plan, InvalidRange.out_of_bounds(lower, total).to_response())
+        if page_rows < total:
+            status = 206
+    headers: Headers = (("content-range", content_range(lower, page_rows, total)),)
+    body = b""
+    if plan.returns_void:
+        status = 204
+    else:
+        if plan.media_type.kind is MediaKind.OBJECT and page_rows != 1:
+            return _strip(plan, SingularityError.for_rows(page_rows).to_response())
+        headers = (("content-type", f"{to_mime(plan.media_type)}; charset=utf-8"), *headers)
+        if plan.profile is not None:
+            headers += (("content-profile", plan.profile),)
+        if not plan.head and row[2] is not None:
+            body = row[2]
+    if plan.preference_applied is not None:
+        headers += (("preference-applied", plan.preference_applied),)
+    try:
+        return with_response_settings(
+            Response(status=status, headers=headers, body=body), row[3], row[4]
+        )
+    except RestError as err:
+        return _strip(plan, err.to_response())
