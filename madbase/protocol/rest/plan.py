@@ -21,6 +21,7 @@ import attrs
 from madbase.protocol.auth.bearer import RequestAuth
 from madbase.protocol.rest.build import read_statement
 from madbase.protocol.rest.errors import NotImplementedFeature, TableNotFound
+from madbase.protocol.rest.guard import GUARD, guard_settings
 from madbase.protocol.rest.headers import (
     MediaKind,
     MediaType,
@@ -35,12 +36,13 @@ from madbase.protocol.rest.headers import (
 from madbase.protocol.rest.limits import RestLimits
 from madbase.protocol.rest.mutate import (
     Output,
-    Payload,
     delete_statement,
     insert_statement,
+    location_keys,
     put_keys,
     update_statement,
 )
+from madbase.protocol.rest.payload import Payload
 from madbase.protocol.rest.request import Action, ApiRequest, TargetKind
 from madbase.protocol.rest.schema import Relation, SchemaSnapshot
 from madbase.protocol.sql import Statement, Transaction
@@ -69,7 +71,9 @@ class Plan:
 
     For writes, `action` is the request's action (READ for reads), `return_` its `return=`
     preference, `location` the path (`/todos`) a `Location` header starts with and `primary_key`
-    the key columns it names.
+    the key columns it names; `upsert_merge` says a POST upsert merges duplicates (answered 200
+    when it inserted nothing). `result` is the index of the statement whose row is the answer
+    (a write's checks may follow it).
     """
 
     transaction: Transaction
@@ -84,6 +88,8 @@ class Plan:
     return_: PreferReturn = PreferReturn.MINIMAL
     location: str | None = None
     primary_key: tuple[str, ...] = ()
+    upsert_merge: bool = False
+    result: int = -1
 
 
 def _settings(
@@ -182,12 +188,24 @@ def plan_request(
     )
 
 
+def _max_affected(api: ApiRequest) -> int | None:
+    """The `max-affected` limit PostgREST enforces: with handling=strict, on PATCH and DELETE."""
+    prefs = api.preferences
+    if prefs.handling is not PreferHandling.STRICT or api.action not in (
+        Action.UPDATE,
+        Action.DELETE,
+    ):
+        return None
+    return prefs.max_affected
+
+
 def _write_statement(
     api: ApiRequest, snapshot: SchemaSnapshot, relation: Relation, limits: RestLimits
 ) -> tuple[Statement, bool]:
     """The statement for a write, and whether an upsert resolution applied."""
     prefs = api.preferences
     return_ = prefs.return_ or PreferReturn.MINIMAL
+    merge = prefs.resolution is PreferResolution.MERGE_DUPLICATES
     out = Output(
         representation=return_ is PreferReturn.REPRESENTATION,
         count=prefs.count is not None,
@@ -195,17 +213,27 @@ def _write_statement(
         media=api.media_type.kind,
         stripped=api.media_type.kind is MediaKind.ARRAY_STRIPPED or api.media_type.nulls_stripped,
         max_depth=limits.max_embed_depth,
+        guarded=(api.media_type.kind is MediaKind.OBJECT and api.action is not Action.SINGLE_UPSERT)
+        or _max_affected(api) is not None,
+        upsert=api.action is Action.SINGLE_UPSERT or (api.action is Action.UPSERT and merge),
     )
     query = api.query
+    content = api.content_type
+    missing_default = prefs.missing is PreferMissing.DEFAULT
     match api.action:
         case Action.DELETE:
             return delete_statement(snapshot, relation, query, out), False
         case Action.UPDATE:
-            payload = Payload.parse(api.body, relation, query.columns, array_ok=False)
-            return update_statement(snapshot, relation, query, payload, out), False
+            payload = Payload.parse(
+                api.body, relation, query.columns, array_ok=False, content_type=content
+            )
+            statement = update_statement(
+                snapshot, relation, query, payload, out, missing_default=missing_default
+            )
+            return statement, False
         case Action.SINGLE_UPSERT:
             keys = put_keys(relation, query)
-            payload = Payload.parse(api.body, relation, query.columns, array_ok=False)
+            payload = Payload.parse(api.body, relation, None, array_ok=False, content_type=content)
             statement = insert_statement(
                 snapshot,
                 relation,
@@ -218,7 +246,9 @@ def _write_statement(
             )
             return statement, False
         case _:
-            payload = Payload.parse(api.body, relation, query.columns, array_ok=True)
+            payload = Payload.parse(
+                api.body, relation, query.columns, array_ok=True, content_type=content
+            )
             conflict = query.on_conflict or relation.primary_key or None
             upsert = prefs.resolution is not None and conflict is not None
             statement = insert_statement(
@@ -228,8 +258,8 @@ def _write_statement(
                 payload,
                 out,
                 conflict=conflict if upsert else None,
-                merge=prefs.resolution is PreferResolution.MERGE_DUPLICATES,
-                missing_default=prefs.missing is PreferMissing.DEFAULT,
+                merge=merge,
+                missing_default=missing_default,
             )
             return statement, upsert
 
@@ -244,23 +274,25 @@ def _write_plan(
     headers_json: str,
 ) -> Plan:
     prefs = api.preferences
-    if prefs.handling is PreferHandling.STRICT and prefs.max_affected is not None:
-        raise NotImplementedFeature(details="Prefer: max-affected is not implemented yet")
-    if api.action is not Action.DELETE and api.content_type.kind is not MediaKind.JSON:
-        raise NotImplementedFeature(
-            details=f"request bodies of type {api.content_type.kind.value} are not implemented yet"
-        )
     statement, upsert = _write_statement(api, snapshot, relation, limits)
+    max_affected = _max_affected(api)
     applied = attrs.evolve(
         prefs,
         resolution=prefs.resolution if upsert else None,
-        missing=prefs.missing if api.action in (Action.CREATE, Action.UPSERT) else None,
-        max_affected=None,
+        missing=(
+            prefs.missing if api.action in (Action.CREATE, Action.UPSERT, Action.UPDATE) else None
+        ),
+        max_affected=max_affected,
+    )
+    # PostgREST checks singular (not PUT, which has PGRST115) and max-affected, then rolls back.
+    checks = guard_settings(
+        singular=api.media_type.kind is MediaKind.OBJECT and api.action is not Action.SINGLE_UPSERT,
+        max_affected=max_affected,
     )
     return Plan(
         transaction=Transaction(
-            settings=_settings(api, auth, path, headers_json),
-            statements=(statement,),
+            settings=_settings(api, auth, path, headers_json) + checks,
+            statements=(statement, GUARD) if checks else (statement,),
             read_only=False,
             rollback=prefs.transaction is PreferTransaction.ROLLBACK,
         ),
@@ -272,5 +304,7 @@ def _write_plan(
         action=api.action,
         return_=prefs.return_ or PreferReturn.MINIMAL,
         location="/" + relation.name.name,
-        primary_key=relation.primary_key,
+        primary_key=location_keys(relation),
+        upsert_merge=upsert and prefs.resolution is PreferResolution.MERGE_DUPLICATES,
+        result=-2 if checks else -1,
     )
