@@ -290,3 +290,59 @@ async def test_strict_prefs_with_tx_rollback(database: str) -> None:
         assert rows(database, "select count(*) from countries") == [(2,)]
     finally:
         pool.close()
+
+
+async def test_csv_and_form_bodies(database: str) -> None:
+    pool, snap = await setup(database)
+    try:
+        csv_type = ("content-type", "text/csv")
+        r = await call(
+            pool,
+            snap,
+            "POST",
+            "/countries?select=id,name,code",
+            None,
+            csv_type,
+            REPR,
+            raw=b'id,name,code\r\n3,"Chad, ""TD""",NULL\r\n4,Peru,\r\n',
+        )
+        assert (r.status, body(r)) == (
+            201,
+            [{"id": 3, "name": 'Chad, "TD"', "code": None}, {"id": 4, "name": "Peru", "code": ""}],
+        )
+        # upsert from CSV, answered as CSV
+        r = await call(
+            pool,
+            snap,
+            "POST",
+            "/countries?select=id,name",
+            None,
+            csv_type,
+            ("accept", "text/csv"),
+            ("prefer", "resolution=merge-duplicates, return=representation"),
+            raw=b"id,name\n4,Peru!\n5,Mali\n",
+        )
+        assert (r.status, r.header("content-type"), r.body) == (
+            201,
+            "text/csv; charset=utf-8",
+            b"id,name\n4,Peru!\n5,Mali",
+        )
+        r = await call(pool, snap, "POST", "/countries", None, csv_type, raw=b"id,name\n6\n")
+        assert (r.status, body(r)["message"]) == (400, "All lines must have same number of fields")
+        r = await call(pool, snap, "POST", "/countries", None, csv_type, raw=b"id,name\nx,y\n")
+        assert (r.status, body(r)["code"]) == (400, "22P02")  # "x" is no int
+        form = ("content-type", "application/x-www-form-urlencoded")
+        r = await call(
+            pool, snap, "POST", "/countries", None, form, REPR, raw=b"id=6&name=Nepal&code=NP"
+        )
+        assert (r.status, body(r)) == (201, [{"id": 6, "name": "Nepal", "code": "NP"}])
+        r = await call(pool, snap, "PATCH", "/countries?id=eq.6", None, form, raw=b"code=NPL")
+        assert r.status == 204
+        assert rows(database, "select id, code from countries where id >= 3 order by id") == [
+            (3, None),
+            (4, ""),
+            (5, None),
+            (6, "NPL"),
+        ]
+    finally:
+        pool.close()
