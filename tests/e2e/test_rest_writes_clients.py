@@ -300,3 +300,16 @@ def test_oversized_body_and_url_are_refused(served: Served) -> None:
     assert json.loads(payload) == {"message": "URI Too Long"}
     assert table(served) == before
     assert httpx.get(f"{served.url}/rest/v1/py_items", headers=headers(served)).status_code == 200
+
+
+def test_openapi_root_through_the_server(served: Served) -> None:
+    anon = {"apikey": served.anon_key, "accept": "application/openapi+json"}
+    r = httpx.get(f"{served.url}/rest/v1/", headers=anon)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/openapi+json; charset=utf-8"
+    doc = r.json()
+    assert doc["host"] == served.url.removeprefix("http://")
+    assert doc["definitions"]["py_items"]["properties"]["id"]["description"] == (
+        "Note:\nThis is a Primary Key.<pk/>"
+    )
+    assert sorted(doc["paths"]["/py_items"]) == ["delete", "get", "patch", "post"]

@@ -72,3 +72,17 @@ test('csv output of a read', async () => {
   assert.equal(error, null);
   assert.equal(data, 'id,name\n1,bolt\n2,nut');
 });
+
+test('getOpenApiSpec: the Swagger 2.0 root document', async () => {
+  const { data, error, status } = await db.getOpenApiSpec();
+  assert.equal(error, null);
+  assert.equal(status, 200);
+  assert.equal(data.swagger, '2.0');
+  assert.ok(data.paths['/js_items'].get);
+  assert.ok(data.paths['/js_items'].post);
+  assert.deepEqual(data.definitions.js_items.required, ['id', 'name', 'qty']);
+  assert.deepEqual(data.definitions.js_items.properties.qty, { default: 5, format: 'int32', type: 'integer' });
+  const missing = await db.schema('nope').getOpenApiSpec();
+  assert.equal(missing.status, 406);
+  assert.equal(missing.error.code, 'PGRST106');
+});

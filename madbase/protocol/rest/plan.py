@@ -42,6 +42,7 @@ from madbase.protocol.rest.mutate import (
     put_keys,
     update_statement,
 )
+from madbase.protocol.rest.openapi import OpenApiContext, openapi_statement
 from madbase.protocol.rest.payload import Payload
 from madbase.protocol.rest.request import Action, ApiRequest, TargetKind
 from madbase.protocol.rest.schema import Relation, SchemaSnapshot
@@ -90,6 +91,7 @@ class Plan:
     primary_key: tuple[str, ...] = ()
     upsert_merge: bool = False
     result: int = -1
+    openapi: OpenApiContext | None = None
 
 
 def _settings(
@@ -138,6 +140,8 @@ def plan_request(
         RestError: unknown table (PGRST205), column (42703), relationship (PGRST200/201), embed
             (PGRST108), or a request this version does not plan yet (PGRST127).
     """
+    if api.action is Action.SCHEMA:
+        return _openapi_plan(api, snapshot, auth, path, headers_json)
     writing = api.action in _WRITES
     if (
         not writing and api.action is not Action.READ
@@ -197,6 +201,27 @@ def _max_affected(api: ApiRequest) -> int | None:
     ):
         return None
     return prefs.max_affected
+
+
+def _openapi_plan(
+    api: ApiRequest, snapshot: SchemaSnapshot, auth: RequestAuth, path: str, headers_json: str
+) -> Plan:
+    """`GET /`: ask Postgres, as the caller, what it may see; `respond` renders the document."""
+    header = dict(api.headers)
+    return Plan(
+        transaction=Transaction(
+            settings=_settings(api, auth, path, headers_json),
+            statements=(openapi_statement(api.target.schema),),
+            read_only=True,
+        ),
+        media_type=api.media_type,
+        head=api.head,
+        anonymous=auth.role == "anon",
+        profile=api.target.schema if api.negotiated_by_profile else None,
+        openapi=OpenApiContext.for_request(
+            snapshot, api.target.schema, header.get("host"), header.get("x-forwarded-proto")
+        ),
+    )
 
 
 def _write_statement(

@@ -23,6 +23,7 @@ from madbase.protocol.rest.errors import (
     db_error_response,
 )
 from madbase.protocol.rest.headers import MediaKind, PreferReturn, to_mime
+from madbase.protocol.rest.openapi import render_openapi
 from madbase.protocol.rest.plan import Plan
 from madbase.protocol.rest.request import Action
 from madbase.protocol.sql import DbError, DbResult
@@ -58,6 +59,12 @@ def respond(plan: Plan, result: list[DbResult] | DbError) -> Response:
             authenticated=not plan.anonymous,
         )
         return _strip(plan, response)
+    if plan.openapi is not None:
+        document = render_openapi(plan.openapi, result[plan.result].rows[0][0])
+        headers: Headers = (("content-type", "application/openapi+json; charset=utf-8"),)
+        if plan.profile is not None:
+            headers += (("content-profile", plan.profile),)
+        return Response(status=200, headers=headers, body=b"" if plan.head else document)
     if plan.action is not Action.READ:
         return _write_response(plan, result[plan.result].rows[0])
     row = result[plan.result].rows[0]
@@ -73,7 +80,7 @@ def respond(plan: Plan, result: list[DbResult] | DbError) -> Response:
             status = 206
     if plan.media_type.kind is MediaKind.OBJECT and page_rows != 1:
         return _strip(plan, SingularityError.for_rows(page_rows).to_response())
-    headers: Headers = (
+    headers = (
         ("content-type", f"{to_mime(plan.media_type)}; charset=utf-8"),
         ("content-range", content_range(lower, page_rows, total)),
     )
