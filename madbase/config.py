@@ -70,6 +70,12 @@ class Config:
     log_level: str = "info"
     # PostgREST `db-schemas`: the schemas /rest/v1 exposes, the first is the default profile.
     db_schemas: tuple[str, ...] = ("public",)
+    # PostgREST `db-plan-enabled`: the EXPLAIN media type (application/vnd.pgrst.plan), off by
+    # default as in PostgREST (plans reveal the schema and cost the database).
+    db_plan_enabled: bool = False
+    # PostgREST `db-max-rows`: the most rows a read returns (None: no limit); also the threshold
+    # of `Prefer: count=estimated`.
+    db_max_rows: int | None = None
     # Embedded Postgres only: fsync off is for throwaway test clusters.
     pg_fsync: bool = True
     http: HttpSettings = HttpSettings()
@@ -234,6 +240,8 @@ _SETTINGS: Final[Sequence[_Setting]] = (
     _Setting("log_level", _log_level),
     _Setting("db_schemas", _schemas),
     _Setting("pg_fsync", _bool),
+    _Setting("db_plan_enabled", _bool),
+    _Setting("db_max_rows", _int(1, 2**62)),
     _Setting("http_max_head_bytes", _int(1024, 1024 * 1024), "http"),
     _Setting("http_max_body_bytes", _int(1024, 1 << 40), "http"),
     _Setting("http_read_timeout", _seconds, "http"),

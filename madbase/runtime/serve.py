@@ -89,7 +89,7 @@ async def open_project(config: Config) -> AsyncIterator[Project]:
                 pool=pool,
                 cache=cache,
                 bearer=BearerVerifier(secrets_.jwt_secret),
-                limits=RestLimits(),
+                limits=RestLimits(plan_enabled=config.db_plan_enabled, max_rows=config.db_max_rows),
                 schemas=config.db_schemas,
             )
             app.services[Service.AUTH] = AuthService(

@@ -36,7 +36,11 @@ insert into public.py_items values (1, 'bolt', 10, null), (2, 'nut', 20, null);
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     server = start(
         tmp_path_factory.mktemp("rest-writes") / "data",
-        env={"MADBASE_HTTP_MAX_BODY_BYTES": str(BODY_LIMIT)},
+        env={
+            "MADBASE_HTTP_MAX_BODY_BYTES": str(BODY_LIMIT),
+            "MADBASE_DB_PLAN_ENABLED": "true",
+            "MADBASE_DB_MAX_ROWS": "1000",
+        },
     )
     try:
         with psycopg.connect(server.db_url, autocommit=True) as conn:
@@ -313,3 +317,17 @@ def test_openapi_root_through_the_server(served: Served) -> None:
         "Note:\nThis is a Primary Key.<pk/>"
     )
     assert sorted(doc["paths"]["/py_items"]) == ["delete", "get", "patch", "post"]
+
+
+def test_supabase_py_counts_and_explain(served: Served, service: supabase.Client) -> None:
+    reset(served)
+    items = service.table("py_items")
+    for method in ("planned", "estimated"):
+        counted = items.select("id", count=method).execute()  # type: ignore[arg-type]
+        assert isinstance(counted.count, int)
+        assert len(counted.data) == 2
+    assert items.select("id", count="estimated").execute().count == 2  # under db-max-rows
+    plan = items.select("name").eq("id", 1).explain(analyze=True).execute()
+    assert "actual time=" in str(plan)
+    as_json = items.select("name").explain(format="json").execute()
+    assert as_json.data[0]["Plan"]["Node Type"] == "Aggregate"

@@ -86,3 +86,12 @@ test('getOpenApiSpec: the Swagger 2.0 root document', async () => {
   assert.equal(missing.status, 406);
   assert.equal(missing.error.code, 'PGRST106');
 });
+
+test('planned counts; explain() is refused while db-plan-enabled is off', async () => {
+  const planned = await db.from('js_items').select('id', { count: 'planned', head: true });
+  assert.equal(planned.error, null);
+  assert.equal(typeof planned.count, 'number');
+  const explained = await db.from('js_items').select('id').explain();
+  assert.equal(explained.status, 406);
+  assert.equal(explained.error.code, 'PGRST107');
+});

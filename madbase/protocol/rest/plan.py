@@ -8,7 +8,8 @@ path, headers, cookies, timezone), then one statement that builds the response b
 of `mutate`, whose row is (total, affected rows, body, primary key of the first row). RPC is not
 planned yet (PGRST127).
 
-`count=planned` and `count=estimated` are answered with an exact count for now.
+`count=planned` and `count=estimated` add an EXPLAIN of the filtered rows (see `explain`); the
+plan media type runs EXPLAIN of the statement instead of the statement.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import attrs
 from madbase.protocol.auth.bearer import RequestAuth
 from madbase.protocol.rest.build import read_statement
 from madbase.protocol.rest.errors import NotImplementedFeature, TableNotFound
+from madbase.protocol.rest.explain import explain_statement
 from madbase.protocol.rest.guard import GUARD, guard_settings
 from madbase.protocol.rest.headers import (
     MediaKind,
     MediaType,
+    PreferCount,
     Preferences,
     PreferHandling,
     PreferMissing,
@@ -74,7 +77,9 @@ class Plan:
     preference, `location` the path (`/todos`) a `Location` header starts with and `primary_key`
     the key columns it names; `upsert_merge` says a POST upsert merges duplicates (answered 200
     when it inserted nothing). `result` is the index of the statement whose row is the answer
-    (a write's checks may follow it).
+    (a write's checks, or the EXPLAIN of a planned count, may follow it). `explain` answers the
+    EXPLAIN output (the plan media type); `count` is the `count=` preference and `max_rows`
+    PostgREST's `db-max-rows`, which `count=estimated` compares with.
     """
 
     transaction: Transaction
@@ -92,6 +97,9 @@ class Plan:
     upsert_merge: bool = False
     result: int = -1
     openapi: OpenApiContext | None = None
+    explain: bool = False
+    count: PreferCount | None = None
+    max_rows: int | None = None
 
 
 def _settings(
@@ -150,9 +158,10 @@ def plan_request(
             details=f"{api.method} requests on this resource are not implemented yet "
             "(only reads and writes of tables and views)"
         )
-    if api.media_type.kind not in _READ_MEDIA:
+    media = _inner_media(api)
+    if media.kind not in _READ_MEDIA:
         raise NotImplementedFeature(
-            details=f"the media type {api.media_type.kind.value} is not implemented yet"
+            details=f"the media type {media.kind.value} is not implemented yet"
         )
     schema, name = api.target.schema, api.target.name
     assert name is not None
@@ -163,22 +172,34 @@ def plan_request(
         raise TableNotFound.in_schema(schema, name, hint)
     if writing:
         return _write_plan(api, snapshot, relation, auth, limits, path, headers_json)
-    counted = api.preferences.count is not None
-    statement = read_statement(
+    count = api.preferences.count
+    explaining = api.media_type.kind is MediaKind.PLAN
+    limit = api.range.limit
+    if limits.max_rows is not None:  # PostgREST's restrictRange
+        limit = limits.max_rows if limit is None else min(limit, limits.max_rows)
+    estimated = count is PreferCount.ESTIMATED
+    statement, planned = read_statement(
         snapshot,
         relation,
         api.query,
         offset=api.range.offset,
-        limit=api.range.limit,
-        count=counted,
-        media=api.media_type.kind,
-        stripped=api.media_type.kind is MediaKind.ARRAY_STRIPPED or api.media_type.nulls_stripped,
+        limit=limit,
+        count=count in (PreferCount.EXACT, PreferCount.ESTIMATED),
+        media=media.kind,
+        stripped=media.kind is MediaKind.ARRAY_STRIPPED or media.nulls_stripped,
         max_depth=limits.max_embed_depth,
+        count_limit=limits.max_rows + 1 if estimated and limits.max_rows is not None else None,
+        planned=count in (PreferCount.PLANNED, PreferCount.ESTIMATED) and not explaining,
     )
+    if explaining:
+        statements: tuple[Statement, ...] = (explain_statement(statement, api.media_type),)
+    else:
+        statements = (statement,) if planned is None else (statement, planned)
+    counted = count is not None
     return Plan(
         transaction=Transaction(
             settings=_settings(api, auth, path, headers_json),
-            statements=(statement,),
+            statements=statements,
             read_only=True,
             rollback=api.preferences.transaction is PreferTransaction.ROLLBACK,
         ),
@@ -189,7 +210,20 @@ def plan_request(
         anonymous=auth.role == "anon",
         profile=api.target.schema if api.negotiated_by_profile else None,
         preference_applied=_applied(api.preferences),
+        result=-2 if planned is not None else -1,
+        explain=explaining,
+        count=None if explaining else count,
+        max_rows=limits.max_rows,
     )
+
+
+def _inner_media(api: ApiRequest) -> MediaType:
+    """The media type the statement renders: the plan media type's `for`, else the negotiated."""
+    media = api.media_type
+    if media.kind is MediaKind.PLAN:
+        assert media.plan_for is not None
+        return media.plan_for
+    return media
 
 
 def _max_affected(api: ApiRequest) -> int | None:
@@ -231,15 +265,15 @@ def _write_statement(
     prefs = api.preferences
     return_ = prefs.return_ or PreferReturn.MINIMAL
     merge = prefs.resolution is PreferResolution.MERGE_DUPLICATES
+    media = _inner_media(api)
     out = Output(
         representation=return_ is PreferReturn.REPRESENTATION,
         count=prefs.count is not None,
         location=return_ is PreferReturn.HEADERS_ONLY,
-        media=api.media_type.kind,
-        stripped=api.media_type.kind is MediaKind.ARRAY_STRIPPED or api.media_type.nulls_stripped,
+        media=media.kind,
+        stripped=media.kind is MediaKind.ARRAY_STRIPPED or media.nulls_stripped,
         max_depth=limits.max_embed_depth,
-        guarded=(api.media_type.kind is MediaKind.OBJECT and api.action is not Action.SINGLE_UPSERT)
-        or _max_affected(api) is not None,
+        guarded=bool(_checks(api)),
         upsert=api.action is Action.SINGLE_UPSERT or (api.action is Action.UPSERT and merge),
     )
     query = api.query
@@ -309,15 +343,16 @@ def _write_plan(
         ),
         max_affected=max_affected,
     )
-    # PostgREST checks singular (not PUT, which has PGRST115) and max-affected, then rolls back.
-    checks = guard_settings(
-        singular=api.media_type.kind is MediaKind.OBJECT and api.action is not Action.SINGLE_UPSERT,
-        max_affected=max_affected,
-    )
+    checks = _checks(api)
+    explaining = api.media_type.kind is MediaKind.PLAN
+    if explaining:
+        statements: tuple[Statement, ...] = (explain_statement(statement, api.media_type),)
+    else:
+        statements = (statement, GUARD) if checks else (statement,)
     return Plan(
         transaction=Transaction(
             settings=_settings(api, auth, path, headers_json) + checks,
-            statements=(statement, GUARD) if checks else (statement,),
+            statements=statements,
             read_only=False,
             rollback=prefs.transaction is PreferTransaction.ROLLBACK,
         ),
@@ -331,5 +366,17 @@ def _write_plan(
         location="/" + relation.name.name,
         primary_key=location_keys(relation),
         upsert_merge=upsert and prefs.resolution is PreferResolution.MERGE_DUPLICATES,
-        result=-2 if checks else -1,
+        result=-2 if checks and not explaining else -1,
+        explain=explaining,
+    )
+
+
+def _checks(api: ApiRequest) -> tuple[tuple[str, str], ...]:
+    """What `guard.GUARD` checks after a write: PostgREST's singular (not for PUT, which has
+    PGRST115) and max-affected checks; nothing when only EXPLAIN runs."""
+    if api.media_type.kind is MediaKind.PLAN:
+        return ()
+    return guard_settings(
+        singular=api.media_type.kind is MediaKind.OBJECT and api.action is not Action.SINGLE_UPSERT,
+        max_affected=_max_affected(api),
     )

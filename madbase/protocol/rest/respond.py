@@ -22,7 +22,8 @@ from madbase.protocol.rest.errors import (
     SingularityError,
     db_error_response,
 )
-from madbase.protocol.rest.headers import MediaKind, PreferReturn, to_mime
+from madbase.protocol.rest.explain import estimated_total, plan_body, planned_total
+from madbase.protocol.rest.headers import MediaKind, PreferCount, PreferReturn, to_mime
 from madbase.protocol.rest.openapi import render_openapi
 from madbase.protocol.rest.plan import Plan
 from madbase.protocol.rest.request import Action
@@ -59,9 +60,15 @@ def respond(plan: Plan, result: list[DbResult] | DbError) -> Response:
             authenticated=not plan.anonymous,
         )
         return _strip(plan, response)
+    if plan.explain:
+        headers: Headers = (("content-type", f"{to_mime(plan.media_type)}; charset=utf-8"),)
+        if plan.profile is not None:
+            headers += (("content-profile", plan.profile),)
+        body = b"" if plan.head else plan_body(result[-1])
+        return Response(status=200, headers=headers, body=body)
     if plan.openapi is not None:
         document = render_openapi(plan.openapi, result[plan.result].rows[0][0])
-        headers: Headers = (("content-type", "application/openapi+json; charset=utf-8"),)
+        headers = (("content-type", "application/openapi+json; charset=utf-8"),)
         if plan.profile is not None:
             headers += (("content-profile", plan.profile),)
         return Response(status=200, headers=headers, body=b"" if plan.head else document)
@@ -69,6 +76,10 @@ def respond(plan: Plan, result: list[DbResult] | DbError) -> Response:
         return _write_response(plan, result[plan.result].rows[0])
     row = result[plan.result].rows[0]
     total = _int(row[0])
+    if plan.count is PreferCount.PLANNED:
+        total = planned_total(result[-1])
+    elif plan.count is PreferCount.ESTIMATED:
+        total = estimated_total(total, planned_total(result[-1]), plan.max_rows)
     page_rows = _int(row[1]) or 0
     body = b"" if row[2] is None else row[2]
     lower = plan.offset
