@@ -10,7 +10,7 @@ import pytest
 
 from madbase.protocol.rest import RestLimits
 from madbase.runtime.schema_cache import SchemaCache
-from tests.runtime.test_rest_writes import REPR, body, call, execute, rows, setup
+from tests.runtime.test_rest_writes import ANON, REPR, body, call, execute, rows, setup
 
 pytestmark = pytest.mark.pg
 
@@ -71,6 +71,10 @@ async def test_max_affected_rolls_back_when_exceeded(database: str) -> None:
         assert r.header("proxy-status") == "PostgREST; error=PGRST124"
         assert rows(database, "select code from countries order by id") == [("FR",), ("JP",)]
         r = await call(pool, snap, "DELETE", "/countries", None, strict2)
+        assert (r.status, body(r)["code"]) == (400, "PGRST124")
+        assert rows(database, "select count(*) from countries") == [(2,)]
+        # the check runs as the request's role (anon here)
+        r = await call(pool, snap, "DELETE", "/countries", None, strict2, auth=ANON)
         assert (r.status, body(r)["code"]) == (400, "PGRST124")
         assert rows(database, "select count(*) from countries") == [(2,)]
         # within the limit: applied and echoed
