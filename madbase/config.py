@@ -76,6 +76,9 @@ class Config:
     # PostgREST `db-max-rows`: the most rows a read returns (None: no limit); also the threshold
     # of `Prefer: count=estimated`.
     db_max_rows: int | None = None
+    # PostgREST `openapi-mode`: what `GET /rest/v1/` lists (`follow-privileges`: what the caller's
+    # role may use; `ignore-privileges`: everything in the schema; `disabled`: 404 PGRST126).
+    openapi_mode: str = "follow-privileges"
     # Embedded Postgres only: fsync off is for throwaway test clusters.
     pg_fsync: bool = True
     http: HttpSettings = HttpSettings()
@@ -211,6 +214,13 @@ def _schemas(raw: str) -> tuple[str, ...]:
     return names
 
 
+def _openapi_mode(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("follow-privileges", "ignore-privileges", "disabled"):
+        raise ValueError(f"expected follow-privileges, ignore-privileges or disabled, got {raw!r}")
+    return value
+
+
 def _log_level(raw: str) -> str:
     value = raw.strip().lower()
     if value not in ("debug", "info", "warning", "error"):
@@ -242,6 +252,7 @@ _SETTINGS: Final[Sequence[_Setting]] = (
     _Setting("pg_fsync", _bool),
     _Setting("db_plan_enabled", _bool),
     _Setting("db_max_rows", _int(1, 2**62)),
+    _Setting("openapi_mode", _openapi_mode),
     _Setting("http_max_head_bytes", _int(1024, 1024 * 1024), "http"),
     _Setting("http_max_body_bytes", _int(1024, 1 << 40), "http"),
     _Setting("http_read_timeout", _seconds, "http"),

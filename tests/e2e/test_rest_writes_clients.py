@@ -9,6 +9,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -331,3 +332,12 @@ def test_supabase_py_counts_and_explain(served: Served, service: supabase.Client
     assert "actual time=" in str(plan)
     as_json = items.select("name").explain(format="json").execute()
     assert as_json.data[0]["Plan"]["Node Type"] == "Aggregate"
+
+
+def test_openapi_mode_disabled(tmp_path: Path) -> None:
+    server = start(tmp_path / "data", env={"MADBASE_OPENAPI_MODE": "disabled"})
+    try:
+        r = httpx.get(f"{server.url}/rest/v1/", headers={"apikey": server.anon_key})
+        assert (r.status_code, r.json()["code"]) == (404, "PGRST126")
+    finally:
+        server.stop()

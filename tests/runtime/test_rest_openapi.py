@@ -288,6 +288,10 @@ async def test_openapi_negotiation(database: str) -> None:
         assert r.header("content-profile") == "public"
         r = await get_root(pool, snap, ("accept-profile", "nope"))
         assert (r.status, json.loads(r.body)["code"]) == (406, "PGRST106")
+        everything = RestLimits(openapi_ignore_privileges=True)
+        doc = json.loads((await get_root(pool, snap, limits=everything)).body)
+        assert "/secrets" in doc["paths"]
+        assert "/rpc/hidden" in doc["paths"]
         r = await get_root(pool, snap, limits=RestLimits(openapi_enabled=False))
         assert (r.status, json.loads(r.body)["code"]) == (404, "PGRST126")
         r = await get_root(pool, snap, ("host", "a b/c"), ("x-forwarded-proto", "https"))

@@ -40,3 +40,6 @@ class RestLimits:
     max_rows: int | None = None
     # PostgREST `openapi-mode`, default `follow-privileges` (enabled); `disabled` → PGRST126.
     openapi_enabled: bool = True
+    # `openapi-mode = ignore-privileges`: the document lists every relation and function of the
+    # schema, not only those the caller's role may use.
+    openapi_ignore_privileges: bool = False

@@ -89,17 +89,25 @@ def openapi_statement(schema: str) -> Statement:
 class OpenApiContext:
     """What the document is built from besides the database's answer.
 
-    `host` is `name:port` as the client reached us, `scheme` `http` or `https`.
+    `host` is `name:port` as the client reached us, `scheme` `http` or `https`;
+    `ignore_privileges` lists everything in the schema (`openapi-mode = ignore-privileges`).
     """
 
     snapshot: SchemaSnapshot
     schema: str
     host: str
     scheme: str
+    ignore_privileges: bool = False
 
     @classmethod
     def for_request(
-        cls, snapshot: SchemaSnapshot, schema: str, host: str | None, forwarded_proto: str | None
+        cls,
+        snapshot: SchemaSnapshot,
+        schema: str,
+        host: str | None,
+        forwarded_proto: str | None,
+        *,
+        ignore_privileges: bool = False,
     ) -> OpenApiContext:
         """The context for a request with these `Host` and `X-Forwarded-Proto` headers."""
         scheme = "https" if (forwarded_proto or "").strip().lower() == "https" else "http"
@@ -108,7 +116,13 @@ class OpenApiContext:
             name = "localhost"
         if not re.search(r":[0-9]+$", name):
             name += ":443" if scheme == "https" else ":80"
-        return cls(snapshot=snapshot, schema=schema, host=name, scheme=scheme)
+        return cls(
+            snapshot=snapshot,
+            schema=schema,
+            host=name,
+            scheme=scheme,
+            ignore_privileges=ignore_privileges,
+        )
 
 
 # --- types ---------------------------------------------------------------------------------------
@@ -450,14 +464,17 @@ def render_openapi(context: OpenApiContext, access: bytes | None) -> bytes:
     visible = set(seen.get("relations") or ())
     callable_ = {(name, tuple(types)) for name, types in seen.get("functions") or ()}
     snapshot = context.snapshot
+    everything = context.ignore_privileges
     relations = [
-        r for r in snapshot.relations if r.name.schema == context.schema and r.name.name in visible
+        r
+        for r in snapshot.relations
+        if r.name.schema == context.schema and (everything or r.name.name in visible)
     ]
     functions = [
         fn
         for fn in snapshot.functions
         if fn.name.schema == context.schema
-        and (fn.name.name, tuple(a.type for a in fn.input_args)) in callable_
+        and (everything or (fn.name.name, tuple(a.type for a in fn.input_args)) in callable_)
     ]
     title, description = _split(seen.get("description"))
     paths: dict[str, JsonValue] = {

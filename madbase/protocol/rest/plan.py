@@ -149,7 +149,7 @@ def plan_request(
             (PGRST108), or a request this version does not plan yet (PGRST127).
     """
     if api.action is Action.SCHEMA:
-        return _openapi_plan(api, snapshot, auth, path, headers_json)
+        return _openapi_plan(api, snapshot, auth, limits, path, headers_json)
     writing = api.action in _WRITES
     if (
         not writing and api.action is not Action.READ
@@ -238,7 +238,12 @@ def _max_affected(api: ApiRequest) -> int | None:
 
 
 def _openapi_plan(
-    api: ApiRequest, snapshot: SchemaSnapshot, auth: RequestAuth, path: str, headers_json: str
+    api: ApiRequest,
+    snapshot: SchemaSnapshot,
+    auth: RequestAuth,
+    limits: RestLimits,
+    path: str,
+    headers_json: str,
 ) -> Plan:
     """`GET /`: ask Postgres, as the caller, what it may see; `respond` renders the document."""
     header = dict(api.headers)
@@ -253,7 +258,11 @@ def _openapi_plan(
         anonymous=auth.role == "anon",
         profile=api.target.schema if api.negotiated_by_profile else None,
         openapi=OpenApiContext.for_request(
-            snapshot, api.target.schema, header.get("host"), header.get("x-forwarded-proto")
+            snapshot,
+            api.target.schema,
+            header.get("host"),
+            header.get("x-forwarded-proto"),
+            ignore_privileges=limits.openapi_ignore_privileges,
         ),
     )
 
