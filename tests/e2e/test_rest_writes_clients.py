@@ -334,10 +334,28 @@ def test_supabase_py_counts_and_explain(served: Served, service: supabase.Client
     assert as_json.data[0]["Plan"]["Node Type"] == "Aggregate"
 
 
-def test_openapi_mode_disabled(tmp_path: Path) -> None:
-    server = start(tmp_path / "data", env={"MADBASE_OPENAPI_MODE": "disabled"})
+def test_openapi_mode_disabled_and_max_rows(tmp_path: Path) -> None:
+    server = start(
+        tmp_path / "data", env={"MADBASE_OPENAPI_MODE": "disabled", "MADBASE_DB_MAX_ROWS": "2"}
+    )
     try:
         r = httpx.get(f"{server.url}/rest/v1/", headers={"apikey": server.anon_key})
         assert (r.status_code, r.json()["code"]) == (404, "PGRST126")
+        with psycopg.connect(server.db_url, autocommit=True) as conn:
+            conn.execute("create table public.t (x int); insert into public.t values (1), (2), (3)")
+        deadline = time.monotonic() + 15
+        while True:
+            r = httpx.get(
+                f"{server.url}/rest/v1/t?order=x",
+                headers={"apikey": server.anon_key, "prefer": "count=exact"},
+            )
+            if r.status_code != 404 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert (r.status_code, r.json(), r.headers["content-range"]) == (
+            206,
+            [{"x": 1}, {"x": 2}],
+            "0-1/3",
+        )
     finally:
         server.stop()
