@@ -72,6 +72,15 @@ class Config:
     log_level: str = "info"
     # PostgREST `db-schemas`: the schemas /rest/v1 exposes, the first is the default profile.
     db_schemas: tuple[str, ...] = ("public",)
+    # PostgREST `db-plan-enabled`: the EXPLAIN media type (application/vnd.pgrst.plan), off by
+    # default as in PostgREST (plans reveal the schema and cost the database).
+    db_plan_enabled: bool = False
+    # PostgREST `db-max-rows`: the most rows a read returns (None: no limit); also the threshold
+    # of `Prefer: count=estimated`.
+    db_max_rows: int | None = None
+    # PostgREST `openapi-mode`: what `GET /rest/v1/` lists (`follow-privileges`: what the caller's
+    # role may use; `ignore-privileges`: everything in the schema; `disabled`: 404 PGRST126).
+    openapi_mode: str = "follow-privileges"
     # Embedded Postgres only: fsync off is for throwaway test clusters.
     pg_fsync: bool = True
     # /auth/v1 rate limits (GoTrue's defaults, spec/auth.md §9); 0 switches one off.
@@ -221,6 +230,13 @@ def _networks(raw: str) -> tuple[str, ...]:
     return tuple(str(net) for net in parse_networks(raw))
 
 
+def _openapi_mode(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("follow-privileges", "ignore-privileges", "disabled"):
+        raise ValueError(f"expected follow-privileges, ignore-privileges or disabled, got {raw!r}")
+    return value
+
+
 def _log_level(raw: str) -> str:
     value = raw.strip().lower()
     if value not in ("debug", "info", "warning", "error"):
@@ -257,6 +273,9 @@ _SETTINGS: Final[Sequence[_Setting]] = (
     _Setting("auth_rate_limit_mfa", _int(0, 1_000_000_000)),
     _Setting("auth_rate_limit_address", _int(0, 1_000_000_000)),
     _Setting("trusted_proxies", _networks),
+    _Setting("db_plan_enabled", _bool),
+    _Setting("db_max_rows", _int(1, 2**62)),
+    _Setting("openapi_mode", _openapi_mode),
     _Setting("http_max_head_bytes", _int(1024, 1024 * 1024), "http"),
     _Setting("http_max_body_bytes", _int(1024, 1 << 40), "http"),
     _Setting("http_read_timeout", _seconds, "http"),

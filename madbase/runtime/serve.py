@@ -90,7 +90,12 @@ async def open_project(config: Config) -> AsyncIterator[Project]:
                 pool=pool,
                 cache=cache,
                 bearer=BearerVerifier(secrets_.jwt_secret),
-                limits=RestLimits(),
+                limits=RestLimits(
+                    plan_enabled=config.db_plan_enabled,
+                    max_rows=config.db_max_rows,
+                    openapi_enabled=config.openapi_mode != "disabled",
+                    openapi_ignore_privileges=config.openapi_mode == "ignore-privileges",
+                ),
                 schemas=config.db_schemas,
             )
             app.services[Service.AUTH] = AuthService(

@@ -35,6 +35,11 @@ create table public.todos (id int primary key, owner uuid not null, task text no
 alter table public.todos enable row level security;
 create policy own_todos on public.todos for select to authenticated using (owner = auth.uid());
 insert into public.todos values (1, '{ANN}', 'write tests'), (2, '{ANN}', 'ship'), (3, '{BOB}', 'review');
+-- written by tests/js/rest_writes.test.mjs only (node runs test files concurrently)
+create table public.js_items (
+  id int primary key, name text not null, qty int not null default 5, note text
+);
+insert into public.js_items values (1, 'bolt', 10, null), (2, 'nut', 20, null), (3, 'gear', 30, null);
 """
 
 

@@ -7,6 +7,7 @@ for the same request (bodies written by hand from PostgREST's documented semanti
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import psycopg
@@ -241,7 +242,8 @@ async def test_rest_read_columns_order_range_count(database: str) -> None:
         r = await call(
             pool, snap, "/cities?select=id&country_id=eq.1", (("prefer", "count=planned"),)
         )
-        assert r.header("content-range") == "0-1/2"
+        # the planner's estimate (tests/runtime/test_rest_explain.py checks the figure)
+        assert re.fullmatch(r"0-1/[0-9]+", r.header("content-range") or "")
         r = await call(pool, snap, "/big_cities?select=name&order=id")
         assert body(r) == [{"name": "Paris"}, {"name": "Tokyo"}]
         r = await call(pool, snap, "/cities?select=id&limit=0", (("prefer", "count=exact"),))

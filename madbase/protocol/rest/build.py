@@ -523,8 +523,14 @@ def read_statement(
     media: MediaKind,
     stripped: bool,
     max_depth: int,
-) -> Statement:
+    count_limit: int | None = None,
+    planned: bool = False,
+) -> tuple[Statement, Statement | None]:
     """The statement for a GET/HEAD on `relation`: one row (total, page count, body text).
+
+    `count_limit` stops the count there (`count=estimated` under `db-max-rows`). With `planned`,
+    also an `EXPLAIN (FORMAT JSON)` of the filtered rows, whose top "Plan Rows" is the planner's
+    estimate of the total (`count=planned` and `count=estimated`); it takes the same parameters.
 
     Raises:
         RestError: unknown column, relationship or embed; an unsupported feature.
@@ -537,12 +543,21 @@ def read_statement(
         relation, alias, query.select, (), correlation=None, source=source
     )
     b.check_paths()
-    page = f"select {columns} from {from_sql}{tail}"
+    rows = f"select {columns} from {from_sql}{tail}"
+    page = rows
     if limit is not None:
         page += f" limit {int(limit)}"
     if offset:
         page += f" offset {int(offset)}"
-    total = f"(select count(*) from {from_sql})" if count else "null::bigint"
+    total = "null::bigint"
+    if count:
+        counted = f"select 1 from {from_sql}"
+        if count_limit is not None:
+            counted += f" limit {int(count_limit)}"
+        total = f"(select count(*) from ({counted}) _c)"
     body = body_aggregate(page, media, stripped=stripped)
     sql = f"select {total}, count(*), {body} from ({page}) _t"
-    return Statement(sql, tuple(b.params))
+    explain = None
+    if planned:
+        explain = Statement(f"explain (format json) select 1 from ({rows}) _t", tuple(b.params))
+    return Statement(sql, tuple(b.params)), explain

@@ -35,5 +35,11 @@ class RestLimits:
     tx_allow_override: bool = False
     # PostgREST `db-plan-enabled`, default false: the `application/vnd.pgrst.plan` media type.
     plan_enabled: bool = False
+    # PostgREST `db-max-rows`, default none: a read returns at most this many rows, and
+    # `Prefer: count=estimated` counts exactly only up to it.
+    max_rows: int | None = None
     # PostgREST `openapi-mode`, default `follow-privileges` (enabled); `disabled` → PGRST126.
     openapi_enabled: bool = True
+    # `openapi-mode = ignore-privileges`: the document lists every relation and function of the
+    # schema, not only those the caller's role may use.
+    openapi_ignore_privileges: bool = False

@@ -28,60 +28,27 @@ value; the key test (`pgrst_j.j::jsonb ? $n`) binds the key as a parameter.
 
 from __future__ import annotations
 
-import json
-from typing import final
+from typing import Final, final
 
 import attrs
 
 from madbase.protocol.rest.build import StatementBuilder, UndefinedColumn, body_aggregate, q
-from madbase.protocol.rest.errors import ColumnNotFound, InvalidBody, InvalidFilters
+from madbase.protocol.rest.errors import InvalidFilters
+from madbase.protocol.rest.guard import AFFECTED_SETTING
 from madbase.protocol.rest.headers import MediaKind
+from madbase.protocol.rest.payload import Payload
 from madbase.protocol.rest.schema import Column, Relation, SchemaSnapshot
 from madbase.protocol.rest.syntax import Compare, Operator, QueryParams
 from madbase.protocol.sql import Statement
 
-__all__ = ["Output", "Payload", "delete_statement", "insert_statement", "update_statement"]
-
-
-@final
-@attrs.frozen(kw_only=True)
-class Payload:
-    """A JSON body checked against a relation: the text to bind and the columns it writes."""
-
-    text: str
-    columns: tuple[str, ...]
-    is_array: bool
-
-    @classmethod
-    def parse(
-        cls, body: bytes, relation: Relation, columns: tuple[str, ...] | None, *, array_ok: bool
-    ) -> Payload:
-        """Check `body` (a JSON object, or an array of objects when `array_ok`).
-
-        The columns are `columns` when given (`columns=`), else the union of the objects' keys
-        in first-seen order.
-
-        Raises:
-            InvalidBody: empty, not JSON, or not objects (PGRST102).
-            ColumnNotFound: a column the relation does not have (PGRST204).
-        """
-        try:
-            text = body.decode("utf-8")
-            value = json.loads(text)
-        except (UnicodeDecodeError, ValueError) as err:
-            raise InvalidBody from err
-        rows = value if isinstance(value, list) and array_ok else [value]
-        if not all(isinstance(row, dict) for row in rows):
-            raise InvalidBody(details="the body must be a JSON object or an array of objects")
-        if columns is None:
-            seen: dict[str, None] = {}
-            for row in rows:
-                seen.update(dict.fromkeys(row))
-            columns = tuple(seen)
-        for name in columns:
-            if relation.column(name) is None:
-                raise ColumnNotFound.in_relation(relation.name.name, name)
-        return cls(text=text, columns=columns, is_array=isinstance(value, list))
+__all__ = [
+    "Output",
+    "Payload",
+    "delete_statement",
+    "insert_statement",
+    "location_keys",
+    "update_statement",
+]
 
 
 @final
@@ -90,15 +57,28 @@ class Output:
     """What the statement returns besides the counts.
 
     `representation` renders the written rows through `select` (embeds included) as `media`;
-    `location` returns the first row's primary key values (a JSON array of texts) for Location.
+    `location` returns the primary key values (a JSON array of texts) of the one written row
+    for Location (NULL unless exactly one row was written); `guarded` stores the written row
+    count in the setting `guard.GUARD` reads; `upsert` returns how many rows were inserted
+    rather than updated (an upsert's DO UPDATE counts its updates in a setting).
     """
 
     representation: bool = False
     count: bool = False
     location: bool = False
+    guarded: bool = False
+    upsert: bool = False
     media: MediaKind = MediaKind.JSON
     stripped: bool = False
     max_depth: int = 32
+
+
+# Counts the rows an upsert's DO UPDATE touched (PostgREST's `pgrst.inserted`, inverted).
+_UPDATED: Final = "'madbase.upsert_updated'"
+_COUNT_UPDATE: Final = (
+    f"set_config({_UPDATED}, (coalesce(nullif(current_setting({_UPDATED}, true), '')::bigint, 0)"
+    " + 1)::text, true) is not null"
+)
 
 
 def _default(b: StatementBuilder, relation: Relation, col: Column) -> str:
@@ -141,13 +121,36 @@ def _finish(
     total = "(select count(*) from pgrst_source)" if out.count else "null::bigint"
     location = "null::text"
     if out.location and relation.primary_key:
-        keys = ", ".join(f"pgrst_l.{q(k)}::text" for k in relation.primary_key)
-        location = f"(select json_build_array({keys})::text from pgrst_source pgrst_l limit 1)"
+        # PostgREST: each key as its JSON text (json_each_text), in table order
+        keys = ", ".join(f"pgrst_l.r ->> {b.param(k)}::text" for k in location_keys(relation))
+        location = (
+            "(select json_build_array(" + keys + ")::text from (select row_to_json(pgrst_r) r "
+            "from pgrst_source pgrst_r limit 1) pgrst_l "
+            "where (select count(*) from pgrst_source) = 1)"
+        )
+    inserted = "null::bigint"
+    if out.upsert:
+        inserted = (
+            f"(select count(*) - coalesce(nullif(current_setting({_UPDATED}, true), '')::bigint, 0)"
+            " from pgrst_source)"
+        )
+    extra = ""
+    if out.guarded:
+        extra = (
+            f", set_config('{AFFECTED_SETTING}', (select count(*) from pgrst_source)::text, true)"
+        )
     sql = (
         f"with pgrst_source as ({mutation}) "
-        f"select {total}, (select count(*) from pgrst_source), {body}, {location}{rows}"
+        f"select {total}, (select count(*) from pgrst_source), {body}, {location}, "
+        f"{inserted}{extra}{rows}"
     )
     return Statement(sql, tuple(b.params))
+
+
+def location_keys(relation: Relation) -> tuple[str, ...]:
+    """The primary key columns in table order, as PostgREST lists them in `Location`."""
+    order = {col.name: i for i, col in enumerate(relation.columns)}
+    return tuple(sorted(relation.primary_key, key=lambda k: order.get(k, len(order))))
 
 
 def put_keys(relation: Relation, query: QueryParams) -> tuple[tuple[str, str], ...]:
@@ -232,7 +235,7 @@ def insert_statement(
         sql += f" on conflict ({', '.join(q(c) for c in conflict)})"
         if merge and payload.columns:
             sets = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in payload.columns)
-            sql += f" do update set {sets}"
+            sql += f" do update set {sets} where {_COUNT_UPDATE}"
         else:
             sql += " do nothing"
     sql += f" returning {q(alias)}.*"
@@ -245,8 +248,12 @@ def update_statement(
     query: QueryParams,
     payload: Payload,
     out: Output,
+    *,
+    missing_default: bool = False,
 ) -> Statement:
     """UPDATE of the rows the root filters match with the payload object's columns.
+
+    With `missing_default`, a `columns=` column the object lacks takes its default.
 
     Raises:
         RestError: an unknown filter column or select item.
@@ -256,11 +263,23 @@ def update_statement(
     b.aliases.add(alias)
     table = f"{q(relation.name.schema)}.{q(relation.name.name)}"
     if payload.columns:
+        body = b.param(payload.text)
+        sets = []
+        for name in payload.columns:
+            value = f"pgrst_body.{q(name)}"
+            col = relation.column(name)
+            assert col is not None, "Payload.parse checked the columns"
+            if missing_default:
+                default = _default(b, relation, col)
+                value = (
+                    f"case when {body}::json::jsonb ? {b.param(name)}::text "
+                    f"then {value} else {default} end"
+                )
+            sets.append(f"{q(name)} = {value}")
         where = _root_where(b, relation, alias)
-        sets = ", ".join(f"{q(c)} = pgrst_body.{q(c)}" for c in payload.columns)
         sql = (
-            f"update {table} as {q(alias)} set {sets} "
-            f"from json_populate_record(null::{table}, {b.param(payload.text)}::json) pgrst_body"
+            f"update {table} as {q(alias)} set {', '.join(sets)} "
+            f"from json_populate_record(null::{table}, {body}::json) pgrst_body"
         )
         if where:
             sql += " where " + " and ".join(where)

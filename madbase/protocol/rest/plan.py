@@ -8,7 +8,8 @@ path, headers, cookies, timezone), then one statement that builds the response b
 of `mutate`, whose row is (total, affected rows, body, primary key of the first row). Function
 calls (`/rpc/f`) are planned by `rpc`: READ ONLY on GET/HEAD and for STABLE/IMMUTABLE functions.
 
-`count=planned` and `count=estimated` are answered with an exact count for now.
+`count=planned` and `count=estimated` add an EXPLAIN of the filtered rows (see `explain`); the
+plan media type runs EXPLAIN of the statement instead of the statement.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ import attrs
 from madbase.protocol.auth.bearer import RequestAuth
 from madbase.protocol.rest.build import read_statement
 from madbase.protocol.rest.errors import NotImplementedFeature, TableNotFound
+from madbase.protocol.rest.explain import explain_statement
+from madbase.protocol.rest.guard import GUARD, guard_settings
 from madbase.protocol.rest.headers import (
     MediaKind,
     MediaType,
+    PreferCount,
     Preferences,
     PreferHandling,
     PreferMissing,
@@ -35,12 +39,14 @@ from madbase.protocol.rest.headers import (
 from madbase.protocol.rest.limits import RestLimits
 from madbase.protocol.rest.mutate import (
     Output,
-    Payload,
     delete_statement,
     insert_statement,
+    location_keys,
     put_keys,
     update_statement,
 )
+from madbase.protocol.rest.openapi import OpenApiContext, openapi_statement
+from madbase.protocol.rest.payload import Payload
 from madbase.protocol.rest.request import Action, ApiRequest, TargetKind
 from madbase.protocol.rest.rpc import call_statement
 from madbase.protocol.rest.schema import Relation, SchemaSnapshot
@@ -71,7 +77,11 @@ class Plan:
 
     For writes, `action` is the request's action (READ for reads), `return_` its `return=`
     preference, `location` the path (`/todos`) a `Location` header starts with and `primary_key`
-    the key columns it names.
+    the key columns it names; `upsert_merge` says a POST upsert merges duplicates (answered 200
+    when it inserted nothing). `result` is the index of the statement whose row is the answer
+    (a write's checks, or the EXPLAIN of a planned count, may follow it). `explain` answers the
+    EXPLAIN output (the plan media type); `count` is the `count=` preference and `max_rows`
+    PostgREST's `db-max-rows`, which `count=estimated` compares with.
     """
 
     transaction: Transaction
@@ -87,6 +97,12 @@ class Plan:
     return_: PreferReturn = PreferReturn.MINIMAL
     location: str | None = None
     primary_key: tuple[str, ...] = ()
+    upsert_merge: bool = False
+    result: int = -1
+    openapi: OpenApiContext | None = None
+    explain: bool = False
+    count: PreferCount | None = None
+    max_rows: int | None = None
 
 
 def _settings(
@@ -166,6 +182,8 @@ def plan_request(
         RestError: unknown table (PGRST205), column (42703), relationship (PGRST200/201), embed
             (PGRST108), or a request this version does not plan yet (PGRST127).
     """
+    if api.action is Action.SCHEMA:
+        return _openapi_plan(api, snapshot, auth, limits, path, headers_json)
     writing = api.action in _WRITES
     if api.action in (Action.CALL, Action.CALL_READ):
         if api.media_type.kind not in _READ_MEDIA:
@@ -180,9 +198,10 @@ def plan_request(
             details=f"{api.method} requests on this resource are not implemented yet "
             "(only reads and writes of tables and views)"
         )
-    if api.media_type.kind not in _READ_MEDIA:
+    media = _inner_media(api)
+    if media.kind not in _READ_MEDIA:
         raise NotImplementedFeature(
-            details=f"the media type {api.media_type.kind.value} is not implemented yet"
+            details=f"the media type {media.kind.value} is not implemented yet"
         )
     schema, name = api.target.schema, api.target.name
     assert name is not None
@@ -193,22 +212,34 @@ def plan_request(
         raise TableNotFound.in_schema(schema, name, hint)
     if writing:
         return _write_plan(api, snapshot, relation, auth, limits, path, headers_json)
-    counted = api.preferences.count is not None
-    statement = read_statement(
+    count = api.preferences.count
+    explaining = api.media_type.kind is MediaKind.PLAN
+    limit = api.range.limit
+    if limits.max_rows is not None:  # PostgREST's restrictRange
+        limit = limits.max_rows if limit is None else min(limit, limits.max_rows)
+    estimated = count is PreferCount.ESTIMATED
+    statement, planned = read_statement(
         snapshot,
         relation,
         api.query,
         offset=api.range.offset,
-        limit=api.range.limit,
-        count=counted,
-        media=api.media_type.kind,
-        stripped=api.media_type.kind is MediaKind.ARRAY_STRIPPED or api.media_type.nulls_stripped,
+        limit=limit,
+        count=count in (PreferCount.EXACT, PreferCount.ESTIMATED),
+        media=media.kind,
+        stripped=media.kind is MediaKind.ARRAY_STRIPPED or media.nulls_stripped,
         max_depth=limits.max_embed_depth,
+        count_limit=limits.max_rows + 1 if estimated and limits.max_rows is not None else None,
+        planned=count in (PreferCount.PLANNED, PreferCount.ESTIMATED) and not explaining,
     )
+    if explaining:
+        statements: tuple[Statement, ...] = (explain_statement(statement, api.media_type),)
+    else:
+        statements = (statement,) if planned is None else (statement, planned)
+    counted = count is not None
     return Plan(
         transaction=Transaction(
             settings=_settings(api, auth, path, headers_json),
-            statements=(statement,),
+            statements=statements,
             read_only=True,
             rollback=api.preferences.transaction is PreferTransaction.ROLLBACK,
         ),
@@ -219,6 +250,60 @@ def plan_request(
         anonymous=auth.role == "anon",
         profile=api.target.schema if api.negotiated_by_profile else None,
         preference_applied=_applied(api.preferences),
+        result=-2 if planned is not None else -1,
+        explain=explaining,
+        count=None if explaining else count,
+        max_rows=limits.max_rows,
+    )
+
+
+def _inner_media(api: ApiRequest) -> MediaType:
+    """The media type the statement renders: the plan media type's `for`, else the negotiated."""
+    media = api.media_type
+    if media.kind is MediaKind.PLAN:
+        assert media.plan_for is not None
+        return media.plan_for
+    return media
+
+
+def _max_affected(api: ApiRequest) -> int | None:
+    """The `max-affected` limit PostgREST enforces: with handling=strict, on PATCH and DELETE."""
+    prefs = api.preferences
+    if prefs.handling is not PreferHandling.STRICT or api.action not in (
+        Action.UPDATE,
+        Action.DELETE,
+    ):
+        return None
+    return prefs.max_affected
+
+
+def _openapi_plan(
+    api: ApiRequest,
+    snapshot: SchemaSnapshot,
+    auth: RequestAuth,
+    limits: RestLimits,
+    path: str,
+    headers_json: str,
+) -> Plan:
+    """`GET /`: ask Postgres, as the caller, what it may see; `respond` renders the document."""
+    header = dict(api.headers)
+    return Plan(
+        transaction=Transaction(
+            settings=_settings(api, auth, path, headers_json),
+            statements=(openapi_statement(api.target.schema),),
+            read_only=True,
+        ),
+        media_type=api.media_type,
+        head=api.head,
+        anonymous=auth.role == "anon",
+        profile=api.target.schema if api.negotiated_by_profile else None,
+        openapi=OpenApiContext.for_request(
+            snapshot,
+            api.target.schema,
+            header.get("host"),
+            header.get("x-forwarded-proto"),
+            ignore_privileges=limits.openapi_ignore_privileges,
+        ),
     )
 
 
@@ -228,24 +313,35 @@ def _write_statement(
     """The statement for a write, and whether an upsert resolution applied."""
     prefs = api.preferences
     return_ = prefs.return_ or PreferReturn.MINIMAL
+    merge = prefs.resolution is PreferResolution.MERGE_DUPLICATES
+    media = _inner_media(api)
     out = Output(
         representation=return_ is PreferReturn.REPRESENTATION,
         count=prefs.count is not None,
         location=return_ is PreferReturn.HEADERS_ONLY,
-        media=api.media_type.kind,
-        stripped=api.media_type.kind is MediaKind.ARRAY_STRIPPED or api.media_type.nulls_stripped,
+        media=media.kind,
+        stripped=media.kind is MediaKind.ARRAY_STRIPPED or media.nulls_stripped,
         max_depth=limits.max_embed_depth,
+        guarded=bool(_checks(api)),
+        upsert=api.action is Action.SINGLE_UPSERT or (api.action is Action.UPSERT and merge),
     )
     query = api.query
+    content = api.content_type
+    missing_default = prefs.missing is PreferMissing.DEFAULT
     match api.action:
         case Action.DELETE:
             return delete_statement(snapshot, relation, query, out), False
         case Action.UPDATE:
-            payload = Payload.parse(api.body, relation, query.columns, array_ok=False)
-            return update_statement(snapshot, relation, query, payload, out), False
+            payload = Payload.parse(
+                api.body, relation, query.columns, array_ok=False, content_type=content
+            )
+            statement = update_statement(
+                snapshot, relation, query, payload, out, missing_default=missing_default
+            )
+            return statement, False
         case Action.SINGLE_UPSERT:
             keys = put_keys(relation, query)
-            payload = Payload.parse(api.body, relation, query.columns, array_ok=False)
+            payload = Payload.parse(api.body, relation, None, array_ok=False, content_type=content)
             statement = insert_statement(
                 snapshot,
                 relation,
@@ -258,7 +354,9 @@ def _write_statement(
             )
             return statement, False
         case _:
-            payload = Payload.parse(api.body, relation, query.columns, array_ok=True)
+            payload = Payload.parse(
+                api.body, relation, query.columns, array_ok=True, content_type=content
+            )
             conflict = query.on_conflict or relation.primary_key or None
             upsert = prefs.resolution is not None and conflict is not None
             statement = insert_statement(
@@ -268,8 +366,8 @@ def _write_statement(
                 payload,
                 out,
                 conflict=conflict if upsert else None,
-                merge=prefs.resolution is PreferResolution.MERGE_DUPLICATES,
-                missing_default=prefs.missing is PreferMissing.DEFAULT,
+                merge=merge,
+                missing_default=missing_default,
             )
             return statement, upsert
 
@@ -284,23 +382,26 @@ def _write_plan(
     headers_json: str,
 ) -> Plan:
     prefs = api.preferences
-    if prefs.handling is PreferHandling.STRICT and prefs.max_affected is not None:
-        raise NotImplementedFeature(details="Prefer: max-affected is not implemented yet")
-    if api.action is not Action.DELETE and api.content_type.kind is not MediaKind.JSON:
-        raise NotImplementedFeature(
-            details=f"request bodies of type {api.content_type.kind.value} are not implemented yet"
-        )
     statement, upsert = _write_statement(api, snapshot, relation, limits)
+    max_affected = _max_affected(api)
     applied = attrs.evolve(
         prefs,
         resolution=prefs.resolution if upsert else None,
-        missing=prefs.missing if api.action in (Action.CREATE, Action.UPSERT) else None,
-        max_affected=None,
+        missing=(
+            prefs.missing if api.action in (Action.CREATE, Action.UPSERT, Action.UPDATE) else None
+        ),
+        max_affected=max_affected,
     )
+    checks = _checks(api)
+    explaining = api.media_type.kind is MediaKind.PLAN
+    if explaining:
+        statements: tuple[Statement, ...] = (explain_statement(statement, api.media_type),)
+    else:
+        statements = (statement, GUARD) if checks else (statement,)
     return Plan(
         transaction=Transaction(
-            settings=_settings(api, auth, path, headers_json),
-            statements=(statement,),
+            settings=_settings(api, auth, path, headers_json) + checks,
+            statements=statements,
             read_only=False,
             rollback=prefs.transaction is PreferTransaction.ROLLBACK,
         ),
@@ -312,5 +413,19 @@ def _write_plan(
         action=api.action,
         return_=prefs.return_ or PreferReturn.MINIMAL,
         location="/" + relation.name.name,
-        primary_key=relation.primary_key,
+        primary_key=location_keys(relation),
+        upsert_merge=upsert and prefs.resolution is PreferResolution.MERGE_DUPLICATES,
+        result=-2 if checks and not explaining else -1,
+        explain=explaining,
+    )
+
+
+def _checks(api: ApiRequest) -> tuple[tuple[str, str], ...]:
+    """What `guard.GUARD` checks after a write: PostgREST's singular (not for PUT, which has
+    PGRST115) and max-affected checks; nothing when only EXPLAIN runs."""
+    if api.media_type.kind is MediaKind.PLAN:
+        return ()
+    return guard_settings(
+        singular=api.media_type.kind is MediaKind.OBJECT and api.action is not Action.SINGLE_UPSERT,
+        max_affected=_max_affected(api),
     )

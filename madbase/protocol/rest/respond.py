@@ -29,7 +29,9 @@ from madbase.protocol.rest.errors import (
     SingularityError,
     db_error_response,
 )
-from madbase.protocol.rest.headers import MediaKind, PreferReturn, to_mime
+from madbase.protocol.rest.explain import estimated_total, plan_body, planned_total
+from madbase.protocol.rest.headers import MediaKind, PreferCount, PreferReturn, to_mime
+from madbase.protocol.rest.openapi import render_openapi
 from madbase.protocol.rest.plan import Plan
 from madbase.protocol.rest.request import Action
 from madbase.protocol.rest.rpc import guard_error, with_response_settings
@@ -68,10 +70,26 @@ def respond(plan: Plan, result: list[DbResult] | DbError) -> Response:
             authenticated=not plan.anonymous,
         )
         return _strip(plan, response)
+    if plan.explain:
+        headers: Headers = (("content-type", f"{to_mime(plan.media_type)}; charset=utf-8"),)
+        if plan.profile is not None:
+            headers += (("content-profile", plan.profile),)
+        body = b"" if plan.head else plan_body(result[-1])
+        return Response(status=200, headers=headers, body=body)
+    if plan.openapi is not None:
+        document = render_openapi(plan.openapi, result[plan.result].rows[0][0])
+        headers = (("content-type", "application/openapi+json; charset=utf-8"),)
+        if plan.profile is not None:
+            headers += (("content-profile", plan.profile),)
+        return Response(status=200, headers=headers, body=b"" if plan.head else document)
     if plan.action is not Action.READ:
-        return _write_response(plan, result[-1].rows[0])
-    row = result[-1].rows[0]
+        return _write_response(plan, result[plan.result].rows[0])
+    row = result[plan.result].rows[0]
     total = _int(row[0])
+    if plan.count is PreferCount.PLANNED:
+        total = planned_total(result[-1])
+    elif plan.count is PreferCount.ESTIMATED:
+        total = estimated_total(total, planned_total(result[-1]), plan.max_rows)
     page_rows = _int(row[1]) or 0
     body = b"" if row[2] is None else row[2]
     lower = plan.offset
@@ -83,7 +101,7 @@ def respond(plan: Plan, result: list[DbResult] | DbError) -> Response:
             status = 206
     if plan.media_type.kind is MediaKind.OBJECT and page_rows != 1:
         return _strip(plan, SingularityError.for_rows(page_rows).to_response())
-    headers: Headers = (
+    headers = (
         ("content-type", f"{to_mime(plan.media_type)}; charset=utf-8"),
         ("content-range", content_range(lower, page_rows, total)),
     )
@@ -94,13 +112,17 @@ def respond(plan: Plan, result: list[DbResult] | DbError) -> Response:
     return Response(status=status, headers=headers, body=b"" if plan.head else body)
 
 
-def _location(plan: Plan, pk: tuple[str, ...], keys: bytes | None) -> str | None:
-    """`/t?id=eq.1&...` for the first written row (None: no key or no row)."""
-    if plan.location is None or keys is None or not pk:
+def _location(plan: Plan, keys: bytes | None) -> str | None:
+    """`/t?id=eq.1&...` for the one written row (None: no key, or not exactly one row).
+
+    The key columns come in table order, as the statement listed them; a NULL key is `is.null`.
+    """
+    if plan.location is None or keys is None or not plan.primary_key:
         return None
     values = json.loads(keys)
     query = "&".join(
-        f"{quote(k, safe='')}=eq.{quote(str(v), safe='')}" for k, v in zip(pk, values, strict=True)
+        f"{quote(k, safe='')}=" + ("is.null" if v is None else "eq." + quote(v, safe=""))
+        for k, v in zip(plan.primary_key, values, strict=True)
     )
     return f"{plan.location}?{query}"
 
@@ -108,10 +130,12 @@ def _location(plan: Plan, pk: tuple[str, ...], keys: bytes | None) -> str | None
 def _write_response(plan: Plan, row: tuple[bytes | None, ...]) -> Response:
     total = _int(row[0])
     affected = _int(row[1]) or 0
+    inserted = _int(row[4])
     if plan.action is Action.SINGLE_UPSERT and affected == 0:
         return PutMatchingPkError().to_response()
     representation = plan.return_ is PreferReturn.REPRESENTATION
-    if representation and plan.media_type.kind is MediaKind.OBJECT and affected != 1:
+    if plan.media_type.kind is MediaKind.OBJECT and affected != 1:
+        # the guard statement rolled this back already; kept for plans without one
         return SingularityError.for_rows(affected).to_response()
     if plan.action is Action.UPDATE:
         range_ = content_range(0, affected, total)
@@ -123,14 +147,22 @@ def _write_response(plan: Plan, row: tuple[bytes | None, ...]) -> Response:
     headers += (("content-range", range_),)
     creating = plan.action in (Action.CREATE, Action.UPSERT)
     if creating and plan.return_ is PreferReturn.HEADERS_ONLY:
-        location = _location(plan, plan.primary_key, row[3])
+        location = _location(plan, row[3])
         if location is not None:
             headers += (("location", location),)
     if plan.profile is not None:
         headers += (("content-profile", plan.profile),)
     if plan.preference_applied is not None:
         headers += (("preference-applied", plan.preference_applied),)
-    status = 201 if creating else (200 if representation else 204)
+    if creating:
+        # a merging upsert that only updated rows is 200 (PostgREST's `pgrst.inserted`)
+        status = 200 if plan.upsert_merge and inserted is not None and inserted <= 0 else 201
+    elif not representation:
+        status = 204
+    elif plan.action is Action.SINGLE_UPSERT:
+        status = 201 if inserted else 200
+    else:
+        status = 200
     body = (b"" if row[2] is None else row[2]) if representation else b""
     return Response(status=status, headers=headers, body=body)
 

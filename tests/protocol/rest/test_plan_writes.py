@@ -36,7 +36,11 @@ def error(method: str, target: str, payload: object = None, *headers: tuple[str,
 
 
 def test_insert_binds_the_body_as_one_parameter() -> None:
-    p = plan("POST", "/cities", [{"id": 1, "name": EVIL}, {"id": 2, "data": 3}])
+    p = plan(
+        "POST",
+        '/cities?columns="id","name","data"',
+        [{"id": 1, "name": EVIL}, {"id": 2, "data": 3}],
+    )
     assert not p.transaction.read_only
     st = p.transaction.statements[0]
     assert EVIL not in st.sql
@@ -101,9 +105,16 @@ def test_write_errors(method: str, target: str, payload: object, code: str) -> N
     assert error(method, target, payload) == code
 
 
-def row(total: int | None, affected: int, body: bytes | None, keys: bytes | None) -> list[DbResult]:
+def row(
+    total: int | None,
+    affected: int,
+    body: bytes | None,
+    keys: bytes | None,
+    inserted: int | None = None,
+) -> list[DbResult]:
     enc = None if total is None else str(total).encode()
-    return [DbResult(rows=((enc, str(affected).encode(), body, keys),), command="SELECT 1")]
+    ins = None if inserted is None else str(inserted).encode()
+    return [DbResult(rows=((enc, str(affected).encode(), body, keys, ins),), command="SELECT 1")]
 
 
 def test_write_responses() -> None:
