@@ -304,7 +304,7 @@ def _verify(
     claim_id, audit_id = uuids(random, 2)
     token = new_refresh_token(random[2 * UUID_BYTES :])
     method = amr_method(factor.factor_type)
-    result = yield from run(
+    statements = [
         audit(
             user.id,
             "verification_attempted",
@@ -319,7 +319,11 @@ def _verify(
             },
         ),
         mfa_sql.mark_challenge_verified(params.challenge_id, now=now),
-        mfa_sql.set_factor_verified(factor.id, now=now),
+    ]
+    if not factor.verified:  # a verified factor keeps its row as it is
+        statements.append(mfa_sql.set_factor_verified(factor.id, now=now))
+    result = yield from run(
+        *statements,
         sql.insert_amr_claim(claim_id=claim_id, session_id=session.id, method=method, now=now),
         mfa_sql.swap_refresh_token(session_id=session.id, user_id=user.id, token=token, now=now),
         mfa_sql.raise_session_aal(session.id, factor.id, now=now),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
+from urllib.parse import parse_qs
 
 import pytest
 from hypothesis import given
@@ -148,6 +149,26 @@ def auth_js_pagination(link: str) -> dict[str, int]:
         rel = json.loads(item.split(";")[1].split("=")[1])
         found[f"{rel}Page"] = page
     return found
+
+
+@pytest.mark.parametrize(
+    ("query", "total", "expected"),
+    [
+        # The two cases of GoTrue's admin_test.go.
+        ("", 0, '</admin/users?page=0>; rel="last"'),
+        (
+            "per_page=1",
+            2,
+            '</admin/users?page=2&per_page=1>; rel="next", </admin/users?page=2&per_page=1>; rel="last"',
+        ),
+        # auth-js sends both keys even when empty.
+        ("page=&per_page=", 0, '</admin/users?page=0&per_page=>; rel="last"'),
+    ],
+)
+def test_link_header_as_gotrue_tests_it(query: str, total: int, expected: str) -> None:
+    values = parse_qs(query, keep_blank_values=True)
+    page = parse_page(values.get("page", [None])[0], values.get("per_page", [None])[0])
+    assert link_header("/admin/users", query, page, total) == expected
 
 
 def test_link_header_keeps_other_keys_sorted() -> None:

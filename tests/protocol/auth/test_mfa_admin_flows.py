@@ -331,6 +331,27 @@ def test_verify_lifts_the_session_to_aal2() -> None:
     sqls = [" ".join(s.sql.split()[:3]) for s in run.transactions[-1].statements]
     assert "update auth.sessions set" in sqls
     assert "delete from auth.sessions" in sqls
+    assert any("set status = 'verified'" in s.sql for s in run.statements)
+
+
+def test_verify_of_a_verified_factor_leaves_its_status_alone() -> None:
+    code = totp_at(b"12345678901234567890", NOW)
+    upgraded = session_row("aal2", ("password", "totp"))
+    verified = user_row([factor_row(status="verified")])
+    run = drive(
+        "POST",
+        f"/factors/{FACTOR_ID}/verify",
+        {"challenge_id": CHALLENGE_ID, "code": code},
+        [
+            principal(verified),
+            challenge_row(),
+            rand,
+            results((-2, ((verified,),)), (-1, ((upgraded,),))),
+        ],
+        token=access_token(),
+    )
+    assert run.status == 200, run.body
+    assert not any("set status = 'verified'" in s.sql for s in run.statements)
 
 
 @pytest.mark.parametrize(
