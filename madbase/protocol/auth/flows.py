@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final, TypeAlias, assert_never
 
-from madbase.protocol.auth import sql
+from madbase.protocol.auth import admin, mfa, sql
 from madbase.protocol.auth.errors import (
     AuthError,
     BadJwt,
@@ -121,7 +121,7 @@ _ROTATION_ATTEMPTS: Final = 3
 
 # Routers of the other endpoint modules, tried in order after this module's own routes.
 Router: TypeAlias = Callable[..., "Flow[Response] | None"]
-_ROUTERS: Final[tuple[Router, ...]] = ()
+_ROUTERS: Final[tuple[Router, ...]] = (mfa.route, admin.route)
 
 
 # --- entry point -------------------------------------------------------------------------------

@@ -81,5 +81,12 @@ class AuthLimits:
     mfa_phone_verify_enabled: bool = False
     mfa_webauthn_enroll_enabled: bool = False
     mfa_webauthn_verify_enabled: bool = False
+    # MFA_MAX_ENROLLED_FACTORS and MFA_MAX_VERIFIED_FACTORS, both 10 by default.
+    mfa_max_enrolled_factors: int = 10
+    mfa_max_verified_factors: int = 10
+    # MFA_CHALLENGE_EXPIRY_DURATION (300 s, also the minimum) and MFA_FACTOR_EXPIRY_DURATION
+    # (300 s: an unverified factor never challenged is removed after that).
+    mfa_challenge_expiry: timedelta = timedelta(seconds=300)
+    mfa_factor_expiry: timedelta = timedelta(seconds=300)
     # API_MAX_REQUEST_BODY_SIZE is 1 MiB (spec §1).
     max_body_bytes: int = 1024 * 1024

@@ -21,11 +21,14 @@ from madbase.protocol.sql import Statement
 
 __all__ = [
     "NIL_UUID",
+    "SESSION_JSON",
+    "USER_JSON",
     "decode_refresh_token",
     "decode_session",
     "decode_user",
     "delete_refresh_token",
     "delete_sessions",
+    "dump_json",
     "insert_amr_claim",
     "insert_audit_entry",
     "insert_identity",
@@ -67,6 +70,11 @@ _SESSION_JSON: Final = """jsonb_build_object(
                                                        'updated_at', c.updated_at)
                                     order by c.updated_at)
                    from auth.mfa_amr_claims c where c.session_id = s.id), '[]'::jsonb))"""
+
+
+# Public names of the two row shapes, for the endpoint modules' own SQL modules.
+USER_JSON: Final = _USER_JSON
+SESSION_JSON: Final = _SESSION_JSON
 
 
 def stamp(now: datetime) -> str:
@@ -367,6 +375,11 @@ def insert_audit_entry(
 
 def _dump(value: JsonValue) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def dump_json(value: JsonValue) -> str:
+    """`value` as a compact `jsonb` parameter."""
+    return _dump(value)
 
 
 def _bool(value: bool) -> str:
