@@ -52,7 +52,9 @@ CORS_ALLOW_HEADERS: Final = (
 CORS_ALLOW_METHODS: Final = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 CORS_EXPOSE_HEADERS: Final = (
     "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, "
-    "Transfer-Encoding, Range-Unit, X-Request-Id, X-Supabase-Api-Version, X-Sb-Error-Code"
+    "Transfer-Encoding, Range-Unit, X-Request-Id, X-Supabase-Api-Version, X-Sb-Error-Code, "
+    # GoTrue's admin user list pages with these; Retry-After comes with auth's 429s.
+    "X-Total-Count, Link, Retry-After"
 )
 CORS_MAX_AGE: Final = "86400"
 

@@ -412,6 +412,7 @@ def test_finish_adds_cors_headers_when_origin_present() -> None:
     )
     exposed = {h.strip().lower() for h in CORS_EXPOSE_HEADERS.split(",")}
     assert {"content-range", "x-request-id", "x-supabase-api-version", "x-sb-error-code"} <= exposed
+    assert {"x-total-count", "link", "retry-after"} <= exposed
 
 
 def test_finish_keeps_preflight_cors_headers_single() -> None:
