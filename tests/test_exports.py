@@ -71,6 +71,7 @@ EXPECTED = {
         "PathOrder",
         "PathRange",
         "Plan",
+        "PlanCache",
         "PlanFormat",
         "PlanOption",
         "PoolTimeout",

@@ -3,6 +3,8 @@
     bearer token -> parse_request -> plan_request (schema snapshot) -> one pipelined transaction
     -> respond
 
+(the middle two through `PlanCache`, which remembers the plans of repeated reads).
+
 Everything but the transaction is `madbase.protocol.rest`; this module supplies the clock, the
 current schema snapshot and the pool, and turns an unreachable database into PostgREST's
 PGRST000/PGRST003 answers (never 503 for anything permanent: postgrest-js retries 503s).
@@ -21,12 +23,11 @@ from madbase.protocol.rest import (
     DatabaseConnectionError,
     JwtClaimsError,
     JwtDecodeError,
+    PlanCache,
     PoolTimeout,
     RestError,
     RestLimits,
     SchemaCacheNotLoaded,
-    parse_request,
-    plan_request,
     render_rest_error,
     respond,
 )
@@ -56,6 +57,7 @@ class RestService:
         self._bearer = bearer
         self._limits = limits
         self._schemas = schemas
+        self._plans = PlanCache(limits, schemas)
 
     async def __call__(self, request: Request, dispatch: Dispatch) -> Response:
         """Answer one request routed to `/rest/v1`."""
@@ -68,14 +70,8 @@ class RestService:
         if snapshot is None:
             return render_rest_error(SchemaCacheNotLoaded())
         try:
-            api = parse_request(request, dispatch.subpath, self._limits, self._schemas)
-            plan = plan_request(
-                api,
-                snapshot,
-                auth,
-                limits=self._limits,
-                path=dispatch.subpath,
-                headers_json=_headers_json(request),
+            plan = self._plans.plan(
+                request, dispatch.subpath, snapshot, auth, headers_json=_headers_json(request)
             )
         except RestError as err:
             return render_rest_error(err)

@@ -6,6 +6,7 @@ produces) -> plan -> SQL -> respond. Errors are the `RestError` family of `error
 
 from __future__ import annotations
 
+from madbase.protocol.rest.cache import PlanCache
 from madbase.protocol.rest.errors import (
     AggregatesNotAllowed,
     AmbiguousFunction,
@@ -231,6 +232,7 @@ __all__ = [
     "PathOrder",
     "PathRange",
     "Plan",
+    "PlanCache",
     "PlanFormat",
     "PlanOption",
     "PoolTimeout",

@@ -52,7 +52,7 @@ from madbase.protocol.rest.rpc import call_statement
 from madbase.protocol.rest.schema import Relation, SchemaSnapshot
 from madbase.protocol.sql import Statement, Transaction
 
-__all__ = ["Plan", "plan_request"]
+__all__ = ["Plan", "plan_request", "request_settings"]
 
 # PostgREST's default `db-extra-search-path`.
 _EXTRA_SEARCH_PATH: Final = ("public",)
@@ -105,9 +105,10 @@ class Plan:
     max_rows: int | None = None
 
 
-def _settings(
+def request_settings(
     api: ApiRequest, auth: RequestAuth, path: str, headers_json: str
 ) -> tuple[tuple[str, str], ...]:
+    """The transaction settings PostgREST makes for a request, in its order."""
     search_path = ", ".join(
         '"' + s.replace('"', '""') + '"' for s in (api.target.schema, *_EXTRA_SEARCH_PATH)
     )
@@ -144,7 +145,7 @@ def _call_plan(
     call = call_statement(api, snapshot, max_depth=limits.max_embed_depth)
     return Plan(
         transaction=Transaction(
-            settings=_settings(api, auth, path, headers_json) + call.settings,
+            settings=request_settings(api, auth, path, headers_json) + call.settings,
             statements=(call.statement,),
             read_only=call.read_only,
             rollback=api.preferences.transaction is PreferTransaction.ROLLBACK,
@@ -238,7 +239,7 @@ def plan_request(
     counted = count is not None
     return Plan(
         transaction=Transaction(
-            settings=_settings(api, auth, path, headers_json),
+            settings=request_settings(api, auth, path, headers_json),
             statements=statements,
             read_only=True,
             rollback=api.preferences.transaction is PreferTransaction.ROLLBACK,
@@ -289,7 +290,7 @@ def _openapi_plan(
     header = dict(api.headers)
     return Plan(
         transaction=Transaction(
-            settings=_settings(api, auth, path, headers_json),
+            settings=request_settings(api, auth, path, headers_json),
             statements=(openapi_statement(api.target.schema),),
             read_only=True,
         ),
@@ -400,7 +401,7 @@ def _write_plan(
         statements = (statement, GUARD) if checks else (statement,)
     return Plan(
         transaction=Transaction(
-            settings=_settings(api, auth, path, headers_json) + checks,
+            settings=request_settings(api, auth, path, headers_json) + checks,
             statements=statements,
             read_only=False,
             rollback=prefs.transaction is PreferTransaction.ROLLBACK,

@@ -42,7 +42,15 @@ from madbase.protocol.rest.limits import RestLimits
 from madbase.protocol.rest.query import parse_query
 from madbase.protocol.rest.syntax import QueryParams, SelectEmbed, SelectField, SelectItem
 
-__all__ = ["Action", "ApiRequest", "RowRange", "Target", "TargetKind", "parse_request"]
+__all__ = [
+    "Action",
+    "ApiRequest",
+    "RowRange",
+    "Target",
+    "TargetKind",
+    "parse_request",
+    "request_cookies",
+]
 
 
 class Action(enum.StrEnum):
@@ -220,7 +228,8 @@ def _top_range(query: QueryParams, method: str, range_header: str | None) -> Row
     return RowRange(offset=lower, limit=upper - lower + 1)
 
 
-def _cookies(request: Request) -> tuple[tuple[str, str], ...]:
+def request_cookies(request: Request) -> tuple[tuple[str, str], ...]:
+    """The (name, value) pairs of the request's `Cookie` headers, in order."""
     out = []
     for header in _headers(request, "cookie"):
         for part in header.split(";"):
@@ -304,5 +313,5 @@ def parse_request(
         ),
         body=request.body,
         headers=tuple((k, v) for k, v in request.headers if k != "cookie"),
-        cookies=_cookies(request),
+        cookies=request_cookies(request),
     )

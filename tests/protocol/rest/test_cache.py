@@ -1,0 +1,119 @@
+"""PlanCache: a remembered read is the same plan as a fresh one, with this caller's settings."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from madbase.protocol.auth.bearer import RequestAuth
+from madbase.protocol.http.messages import Request
+from madbase.protocol.rest import (
+    PlanCache,
+    RestError,
+    RestLimits,
+    SchemaSnapshot,
+    parse_request,
+    plan_request,
+)
+from tests.protocol.rest.test_plan import SNAP, table
+
+ANON = RequestAuth(role="anon", claims_json='{"role":"anon"}')
+USER = RequestAuth(role="authenticated", claims_json='{"role":"authenticated","sub":"u1"}')
+LIMITS = RestLimits()
+
+
+def req(target: str, *headers: tuple[str, str], method: str = "GET", body: bytes = b"") -> Request:
+    return Request(method=method, target="/rest/v1" + target, headers=headers, body=body)
+
+
+def fresh(request: Request, auth: RequestAuth, headers_json: str, snap: SchemaSnapshot = SNAP):
+    path = request.path.removeprefix("/rest/v1")
+    api = parse_request(request, path, LIMITS, ("public",))
+    return plan_request(api, snap, auth, limits=LIMITS, path=path, headers_json=headers_json)
+
+
+def cached(cache: PlanCache, request: Request, auth: RequestAuth, headers_json: str = "{}"):
+    path = request.path.removeprefix("/rest/v1")
+    return cache.plan(request, path, SNAP, auth, headers_json=headers_json)
+
+
+def test_hit_is_the_fresh_plan_for_the_new_caller() -> None:
+    cache = PlanCache(LIMITS, ("public",))
+    first = req("/cities?select=id,name&id=eq.7", ("prefer", "count=exact"))
+    assert cached(cache, first, ANON, '{"x":"1"}') == fresh(first, ANON, '{"x":"1"}')
+    again = req(
+        "/cities?select=id,name&id=eq.7",
+        ("prefer", "count=exact"),
+        ("cookie", "session=abc; theme=dark"),
+        ("authorization", "Bearer t"),
+    )
+    hit = cached(cache, again, USER, '{"y":"2"}')
+    assert (cache.hits, cache.misses) == (1, 1)
+    assert hit == fresh(again, USER, '{"y":"2"}')
+    settings = dict(hit.transaction.settings)
+    assert settings["role"] == "authenticated"
+    assert settings["request.jwt.claims"] == USER.claims_json
+    assert settings["request.headers"] == '{"y":"2"}'
+    assert settings["request.cookies"] == '{"session":"abc","theme":"dark"}'
+    assert hit.anonymous is False
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        req("/cities?select=id,name&id=eq.8"),
+        req("/cities?select=id,name&id=eq.7", ("accept", "application/vnd.pgrst.object+json")),
+        req("/cities?select=id,name&id=eq.7", ("range", "0-1")),
+        req("/cities?select=id,name&id=eq.7", ("prefer", "count=exact")),
+        req("/cities?select=id,name&id=eq.7", method="HEAD"),
+        req("/countries?select=id,name&id=eq.7"),
+    ],
+)
+def test_anything_that_shapes_the_plan_is_in_the_key(other: Request) -> None:
+    cache = PlanCache(LIMITS, ("public",))
+    cached(cache, req("/cities?select=id,name&id=eq.7"), ANON)
+    assert cached(cache, other, ANON) == fresh(other, ANON, "{}")
+    assert cache.hits == 0
+
+
+def test_writes_calls_bodies_errors_and_long_queries_are_not_kept() -> None:
+    cache = PlanCache(LIMITS, ("public",))
+    cached(cache, req("/cities", method="POST", body=b'{"id":1}'), ANON)
+    cached(cache, req("/cities?id=eq.1", method="DELETE"), ANON)
+    long = "/cities?id=in.(" + ",".join(str(i) for i in range(600)) + ")"
+    cached(cache, req(long), ANON)
+    for _ in range(2):
+        with pytest.raises(RestError):
+            cached(cache, req("/cities?select=nope"), ANON)
+    assert len(cache) == 0
+    assert cache.hits == 0
+
+
+def test_a_new_snapshot_empties_the_cache_and_size_is_bounded() -> None:
+    cache = PlanCache(LIMITS, ("public",), size=3)
+    for i in range(5):
+        cached(cache, req(f"/cities?id=eq.{i}"), ANON)
+    assert len(cache) == 3
+    cached(cache, req("/cities?id=eq.4"), ANON)
+    assert cache.hits == 1
+    # The table loses a column: the remembered plan must not be used.
+    narrower = SchemaSnapshot.build(schemas=("public",), relations=(table("cities", "id"),))
+    request = req("/cities?select=id,name")
+    cached(cache, request, ANON)
+    with pytest.raises(RestError):
+        cache.plan(request, "/cities", narrower, ANON, headers_json="{}")
+    assert len(cache) == 0
+
+
+@given(
+    query=st.sampled_from(["select=*", "select=id,country:countries(name)", "id=gt.1&order=id"]),
+    role=st.sampled_from([ANON, USER]),
+    headers_json=st.sampled_from(["{}", '{"a":"b"}']),
+    repeat=st.integers(min_value=1, max_value=3),
+)
+def test_cached_equals_fresh(query: str, role: RequestAuth, headers_json: str, repeat: int) -> None:
+    cache = PlanCache(LIMITS, ("public",))
+    request = req(f"/cities?{query}")
+    for _ in range(repeat):
+        assert cached(cache, request, role, headers_json) == fresh(request, role, headers_json)
