@@ -75,6 +75,8 @@ class RestService:
             )
         except RestError as err:
             return render_rest_error(err)
+        if plan.allow is not None:  # OPTIONS needs no database
+            return respond(plan, [])
         try:
             result = await self._pool.run(plan.transaction)
         except DbUnavailable as err:

@@ -177,3 +177,29 @@ def test_rest_errors_reach_the_client(anon: supabase.Client) -> None:
     with pytest.raises(postgrest.APIError) as column:
         anon.table("countries").select("nope").execute()
     assert column.value.code == "42703"
+
+
+def test_rest_options_lists_allowed_methods_and_geojson_is_406(
+    rest_server: tuple[Served, Path],
+) -> None:
+    served, _ = rest_server
+    headers = {"apikey": served.anon_key}
+    table = httpx.options(f"{served.url}/rest/v1/cities", headers=headers)
+    assert table.status_code == 200
+    assert table.headers["allow"] == "OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE"
+    assert table.content == b""
+    root = httpx.options(f"{served.url}/rest/v1/", headers=headers)
+    assert root.headers["allow"] == "OPTIONS,GET,HEAD"
+    missing = httpx.options(f"{served.url}/rest/v1/citiez", headers=headers)
+    assert (missing.status_code, missing.json()["code"]) == (404, "PGRST205")
+    # A browser's preflight is still answered by the gateway, not as OPTIONS on the table.
+    preflight = httpx.options(
+        f"{served.url}/rest/v1/cities",
+        headers={"origin": "https://app.example", "access-control-request-method": "PATCH"},
+    )
+    assert preflight.status_code == 200
+    assert "PATCH" in preflight.headers["access-control-allow-methods"]
+    geo = httpx.get(
+        f"{served.url}/rest/v1/cities", headers={**headers, "accept": "application/geo+json"}
+    )
+    assert (geo.status_code, geo.json()["code"]) == (406, "PGRST107")

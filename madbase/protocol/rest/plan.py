@@ -46,10 +46,11 @@ from madbase.protocol.rest.mutate import (
     update_statement,
 )
 from madbase.protocol.rest.openapi import OpenApiContext, openapi_statement
+from madbase.protocol.rest.overloads import find_function
 from madbase.protocol.rest.payload import Payload
 from madbase.protocol.rest.request import Action, ApiRequest, TargetKind
 from madbase.protocol.rest.rpc import call_statement
-from madbase.protocol.rest.schema import Relation, SchemaSnapshot
+from madbase.protocol.rest.schema import Relation, SchemaSnapshot, Volatility
 from madbase.protocol.sql import Statement, Transaction
 
 __all__ = ["Plan", "plan_request", "request_settings"]
@@ -81,7 +82,8 @@ class Plan:
     when it inserted nothing). `result` is the index of the statement whose row is the answer
     (a write's checks, or the EXPLAIN of a planned count, may follow it). `explain` answers the
     EXPLAIN output (the plan media type); `count` is the `count=` preference and `max_rows`
-    PostgREST's `db-max-rows`, which `count=estimated` compares with.
+    PostgREST's `db-max-rows`, which `count=estimated` compares with. `allow` is set for OPTIONS:
+    the `Allow` header to answer with, no transaction to run.
     """
 
     transaction: Transaction
@@ -103,6 +105,7 @@ class Plan:
     explain: bool = False
     count: PreferCount | None = None
     max_rows: int | None = None
+    allow: str | None = None
 
 
 def request_settings(
@@ -183,6 +186,10 @@ def plan_request(
         RestError: unknown table (PGRST205), column (42703), relationship (PGRST200/201), embed
             (PGRST108), or a request this version does not plan yet (PGRST127).
     """
+    if api.action is Action.INFO:
+        return Plan(
+            transaction=Transaction(), media_type=api.media_type, allow=_allow(api, snapshot)
+        )
     if api.action is Action.SCHEMA:
         return _openapi_plan(api, snapshot, auth, limits, path, headers_json)
     writing = api.action in _WRITES
@@ -256,6 +263,36 @@ def plan_request(
         count=None if explaining else count,
         max_rows=limits.max_rows,
     )
+
+
+def _allow(api: ApiRequest, snapshot: SchemaSnapshot) -> str:
+    """The methods OPTIONS lists (PostgREST `Response.hs`): what the object can do, not grants."""
+    schema, name = api.target.schema, api.target.name
+    match api.target.kind:
+        case TargetKind.SCHEMA:
+            return "OPTIONS,GET,HEAD"
+        case TargetKind.ROUTINE:
+            assert name is not None
+            fn = find_function(snapshot, schema, name, frozenset(), post=False)
+            return (
+                "OPTIONS,POST" if fn.volatility is Volatility.VOLATILE else "OPTIONS,GET,HEAD,POST"
+            )
+    assert name is not None
+    relation = snapshot.find_relation(schema, name)
+    if relation is None:
+        similar = snapshot.similar_relations(schema, name)
+        hint = f"Perhaps you meant the table '{schema}.{similar[0]}'" if similar else None
+        raise TableNotFound.in_schema(schema, name, hint)
+    methods = ["OPTIONS", "GET", "HEAD"]
+    if relation.insertable:
+        methods.append("POST")
+    if relation.insertable and relation.updatable and relation.primary_key:
+        methods.append("PUT")
+    if relation.updatable:
+        methods.append("PATCH")
+    if relation.deletable:
+        methods.append("DELETE")
+    return ",".join(methods)
 
 
 def _inner_media(api: ApiRequest) -> MediaType:

@@ -59,6 +59,8 @@ def _int(value: bytes | None) -> int | None:
 
 def respond(plan: Plan, result: list[DbResult] | DbError) -> Response:
     """The response for `result` of `plan.transaction` (a `DbError` gets PostgREST's status)."""
+    if plan.allow is not None:  # OPTIONS: nothing was run
+        return Response(status=200, headers=(("allow", plan.allow),))
     if plan.action in (Action.CALL, Action.CALL_READ):
         return _call_response(plan, result)
     if isinstance(result, DbError):

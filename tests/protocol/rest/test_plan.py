@@ -16,7 +16,6 @@ from madbase.protocol.rest import (
     Cardinality,
     Column,
     Junction,
-    NotImplementedFeature,
     QualifiedName,
     Relation,
     RelationKind,
@@ -248,8 +247,8 @@ def test_plan_embed_shapes() -> None:
 
 
 def test_plan_media_and_rollback() -> None:
-    with pytest.raises(NotImplementedFeature):
-        plan("/cities", ("accept", "application/geo+json"))
+    refused = error("/cities", ("accept", "application/geo+json"))
+    assert (refused.status, refused.code) == (406, "PGRST107")
 
 
 def result(total: int | None, rows: int, body: bytes) -> list[DbResult]:

@@ -467,12 +467,9 @@ def test_call_media_and_ranges() -> None:
     assert plan("GET", "/rpc/film?fid=1").transaction.statements[0].sql.count("-> 0") == 1
 
 
-def test_call_media_not_implemented_yet() -> None:
+def test_call_media_without_postgis() -> None:
     e = error("GET", "/rpc/ints?n=1", None, ("accept", "application/geo+json"))
-    assert (e.code, e.details) == (
-        "PGRST127",
-        "the media type application/geo+json is not implemented yet",
-    )
+    assert (e.status, e.code) == (406, "PGRST107")
 
 
 def test_call_in_another_exposed_schema() -> None:
