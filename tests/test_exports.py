@@ -169,6 +169,12 @@ EXPECTED = {
         "render_error",
     },
     "madbase.protocol.auth": {
+        "PROVIDERS",
+        "ExternalSettings",
+        "ProviderConfig",
+        "HttpFailure",
+        "HttpRequest",
+        "HttpResponse",
         "DUMMY_HASH",
         "AuthCommand",
         "AuthSettings",

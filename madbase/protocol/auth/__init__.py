@@ -129,6 +129,7 @@ from madbase.protocol.auth.limits import (
     AuthLimits,
     parse_required_characters,
 )
+from madbase.protocol.auth.outbound import HttpFailure, HttpRequest, HttpResponse
 from madbase.protocol.auth.passwords import (
     CheckPassword,
     HashPassword,
@@ -138,6 +139,11 @@ from madbase.protocol.auth.passwords import (
     hash_scheme,
     needs_rehash,
     password_weakness,
+)
+from madbase.protocol.auth.providers import (
+    PROVIDERS,
+    ExternalSettings,
+    ProviderConfig,
 )
 from madbase.protocol.auth.refresh import (
     REFRESH_TOKEN_RANDOM_BYTES,
@@ -197,6 +203,7 @@ __all__ = [
     "API_KEY_ROLES",
     "AUTH_API_VERSION",
     "DUMMY_HASH",
+    "PROVIDERS",
     "REFRESH_TOKEN_RANDOM_BYTES",
     "Aal",
     "AccessToken",
@@ -232,6 +239,7 @@ __all__ = [
     "EmailNotConfirmed",
     "EmailProviderDisabled",
     "EnrollFactorRequest",
+    "ExternalSettings",
     "Factor",
     "Flow",
     "FlowStateAlreadyUsed",
@@ -239,6 +247,9 @@ __all__ = [
     "FlowStateNotFound",
     "HashPassword",
     "HashScheme",
+    "HttpFailure",
+    "HttpRequest",
+    "HttpResponse",
     "IdTokenGrant",
     "Identity",
     "IdentityAlreadyExists",
@@ -277,6 +288,7 @@ __all__ = [
     "PhoneProviderDisabled",
     "PkceChallenge",
     "PkceGrant",
+    "ProviderConfig",
     "ProviderDisabled",
     "ReauthenticationNeeded",
     "ReauthenticationNotValid",
