@@ -94,7 +94,9 @@ def client_session(url: str, anon_key: str, provider: FakeProvider) -> None:
         assert google.user.id == user_id
         assert sorted(i.provider for i in google.user.identities or []) == ["github", "google"]
         with pytest.raises(AuthApiError) as disabled:
-            implicit.auth.sign_in_with_id_token({"provider": "keycloak", "token": token})
+            implicit.auth.sign_in_with_id_token(
+                {"provider": "keycloak", "token": token}  # type: ignore[typeddict-item]
+            )
         assert disabled.value.code == "provider_disabled"
     finally:
         implicit.auth._http_client.close()

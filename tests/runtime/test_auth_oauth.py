@@ -64,7 +64,7 @@ class OAuth:
         raw: bytes | None = None,
         content_type: str = "application/json",
     ) -> Response:
-        headers = (*VERSION, ("content-type", content_type))
+        headers: tuple[tuple[str, str], ...] = (*VERSION, ("content-type", content_type))
         if token is not None:
             headers += (("authorization", f"Bearer {token}"),)
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
@@ -94,7 +94,7 @@ class OAuth:
 
     def sql(self, query: str, *params: object) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.conninfo, autocommit=True) as conn:
-            cur = conn.execute(query, params)  # type: ignore[arg-type]
+            cur = conn.execute(query, params)
             return cur.fetchall() if cur.description else []
 
 

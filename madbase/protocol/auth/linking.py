@@ -169,13 +169,8 @@ def _drop_unconfirmed(user_id: str, keep: str, *, clear_password: bool) -> State
 
 
 def _merge(metadata: JsonObject, updates: JsonObject) -> JsonObject:
-    merged = dict(metadata)
-    for key, value in updates.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    return merged
+    """GoTrue's UpdateUserMetaData (identity data never holds a top-level null to delete by)."""
+    return {**metadata, **updates}
 
 
 def plan_account(

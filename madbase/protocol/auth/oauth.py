@@ -203,9 +203,9 @@ def _authorize_url(
         "redirect_uri": config.redirect_uri or settings.external.redirect_uri,
         "response_type": "code",
         "state": state.id,
+        # Every provider has default scopes, so `scope` is never empty.
+        "scope": " ".join(scopes),
     }
-    if scopes:
-        params["scope"] = " ".join(scopes)
     params.update(spec.authorize_params)
     # Every other query parameter goes to the provider (access_type, prompt, login_hint, ...).
     for key, value in parse_qsl(request.query, keep_blank_values=True):

@@ -205,9 +205,7 @@ def _text(obj: JsonValue, key: str) -> str:
 
 
 def _flag(obj: JsonValue, key: str) -> bool:
-    if not isinstance(obj, dict):
-        return False
-    value = obj.get(key)
+    value = obj.get(key) if isinstance(obj, dict) else None
     # Some providers (LinkedIn, Cognito) send "true" as a string.
     return value is True or value == "true"
 
