@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +18,14 @@ import psycopg
 import pytest
 
 from madbase.config import DbSettings
-from madbase.protocol.auth import AuthLimits, ExternalSettings, ProviderConfig
+from madbase.protocol.auth import (
+    AuthLimits,
+    ExternalSettings,
+    HttpFailure,
+    HttpRequest,
+    HttpResponse,
+    ProviderConfig,
+)
 from madbase.protocol.http import Dispatch, Request, Response, Service
 from madbase.runtime.auth import AuthService
 from madbase.runtime.db import Pool
@@ -527,3 +535,45 @@ async def test_manual_linking_and_unlinking(database: str, provider: FakeProvide
         assert [i["provider"] for i in after["identities"]] == ["email"]
         assert after["app_metadata"]["providers"] == ["email"]
         assert after["email"] == "someone@example.com"
+
+
+# --- the runtime's provider requests ------------------------------------------------------------------
+
+
+async def test_provider_requests_fail_softly_time_out_and_cache(
+    database: str, provider: FakeProvider
+) -> None:
+    async for made in make(database, provider, provider_timeout=0.5):
+        service = made.service
+        refused = await service._execute(HttpRequest(method="GET", url="http://127.0.0.1:1/x"))
+        assert isinstance(refused, HttpFailure)
+        assert refused.reason.startswith("ConnectError")
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen()
+            port = silent.getsockname()[1]
+            slow = await service._execute(
+                HttpRequest(method="GET", url=f"http://127.0.0.1:{port}/")
+            )
+        assert isinstance(slow, HttpFailure)
+        keys = HttpRequest(method="GET", url=provider.url + "/jwks", cache_seconds=60)
+        first = await service._execute(keys)
+        second = await service._execute(keys)
+        assert isinstance(first, HttpResponse)
+        assert second == first
+        assert [r.path for r in provider.requests].count("/jwks") == 1
+        missing = HttpRequest(method="GET", url=provider.url + "/nope", cache_seconds=60)
+        assert isinstance(await service._execute(missing), HttpResponse)
+        assert isinstance(await service._execute(missing), HttpResponse)
+        assert [r.path for r in provider.requests].count("/nope") == 2
+        posted = await service._execute(
+            HttpRequest(
+                method="POST",
+                url=provider.url + "/token",
+                headers=(("content-type", "application/x-www-form-urlencoded"),),
+                body=b"client_id=wrong",
+            )
+        )
+        assert isinstance(posted, HttpResponse)
+        assert posted.status == 401
+        assert posted.header("content-type") == "application/json"

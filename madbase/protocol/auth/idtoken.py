@@ -40,7 +40,13 @@ from madbase.protocol.auth.steps import AuthSettings, Flow, JsonObject, authenti
 from madbase.protocol.auth.tokens import User
 from madbase.protocol.http.messages import JsonValue, Request, Response
 
-__all__ = ["id_token_grant", "oidc_keys", "unverified_issuer", "verify_id_token"]
+__all__ = [
+    "detected_issuer",
+    "id_token_grant",
+    "oidc_keys",
+    "unverified_issuer",
+    "verify_id_token",
+]
 
 _ALGORITHMS: Final = frozenset(
     {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"}
@@ -198,7 +204,7 @@ def _provider_for(grant: IdTokenGrant, settings: AuthSettings) -> tuple[str, str
             issuer = "https://accounts.google.com"
         if name in ("apple", "azure"):
             detected = unverified_issuer(grant.id_token)
-            issuer = _check_detected(name, detected, issuer, config)
+            issuer = detected_issuer(name, detected, issuer, config)
         if grant.issuer and name in ("apple", "azure") and grant.issuer != issuer:
             raise ValidationFailed("Provided issuer does not match ID token issuer")
         if config is None or not config.enabled or not issuer:
@@ -207,7 +213,7 @@ def _provider_for(grant: IdTokenGrant, settings: AuthSettings) -> tuple[str, str
     raise ValidationFailed(f"Custom OIDC provider {json.dumps(name)} not allowed")
 
 
-def _check_detected(
+def detected_issuer(
     name: str, detected: str, configured: str, config: ProviderConfig | None
 ) -> str:
     if not detected:

@@ -47,7 +47,12 @@ from madbase.protocol.auth.errors import (
     UserNotFound,
     ValidationFailed,
 )
-from madbase.protocol.auth.idtoken import oidc_keys, unverified_issuer, verify_id_token
+from madbase.protocol.auth.idtoken import (
+    detected_issuer,
+    oidc_keys,
+    unverified_issuer,
+    verify_id_token,
+)
 from madbase.protocol.auth.linking import plan_account, refresh_providers, sign_in_external
 from madbase.protocol.auth.outbound import (
     HttpRequest,
@@ -429,7 +434,12 @@ def _user_data(
     places = endpoints(spec, config)
     try:
         if id_token and spec.issuer is not None:
-            issuer = places.issuer or unverified_issuer(id_token)
+            issuer = places.issuer
+            if spec.name in ("apple", "azure"):
+                # Azure's tenant is in the token; never fetch keys from an issuer not theirs.
+                issuer = detected_issuer(
+                    spec.name, unverified_issuer(id_token), places.issuer, config
+                )
             keys, algorithms = yield from oidc_keys(issuer, settings)
             claims = verify_id_token(
                 id_token,

@@ -1122,6 +1122,30 @@ def test_azure_callback_needs_an_id_token() -> None:
     assert query["error_description"] == "Error getting user profile from external provider"
 
 
+def test_azure_callback_fetches_keys_only_from_azure_issuers() -> None:
+    flow = flow_json(provider_type="azure")
+    foreign = id_token(iss="http://169.254.169.254", aud="az")
+    result = callback([http(200, {"access_token": "a", "id_token": foreign})], flow=flow)
+    assert location(result)[1]["error_description"] == (
+        "Error getting user profile from external provider"
+    )
+    assert sum(isinstance(c, HttpRequest) for c in result.commands) == 1
+    tenant = "https://login.microsoftonline.com/t/v2.0"
+    token = id_token(iss=tenant, aud="az")
+    answers = [
+        http(200, {"access_token": "a", "id_token": token}),
+        *keys_answers(),
+        tx(first=CANDIDATES_NONE),
+        rand,
+        rand,
+        tx(last=((user_json(),),)),
+    ]
+    result = callback(answers, flow=flow)
+    assert "access_token" in location(result)[2]
+    discovery = [c for c in result.commands if isinstance(c, HttpRequest)][1]
+    assert discovery.url == tenant + "/.well-known/openid-configuration"
+
+
 def draws(result: Run) -> list[int]:
     return [c.size for c in result.commands if isinstance(c, DrawRandom)]
 
