@@ -8,12 +8,14 @@ import hashlib
 import json
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import attrs
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from madbase.protocol.auth import (
     AuthCommand,
@@ -24,6 +26,7 @@ from madbase.protocol.auth import (
     HttpResponse,
     ProviderConfig,
     RunTransaction,
+    auth_flow,
 )
 from madbase.protocol.auth.idtoken import unverified_issuer, verify_id_token
 from madbase.protocol.auth.pkce import (
@@ -37,7 +40,7 @@ from madbase.protocol.auth.pkce import (
 )
 from madbase.protocol.auth.validate import CodeChallengeMethod, PkceChallenge
 from madbase.protocol.http import Request
-from madbase.protocol.sql import DbError
+from madbase.protocol.sql import DbError, DbResult
 from tests.protocol.auth.test_flows import (
     NOW,
     RANDOM,
@@ -50,6 +53,7 @@ from tests.protocol.auth.test_flows import (
     decode,
     drive,
     drive_request,
+    finish,
     rand,
     tx,
     user_json,
@@ -1155,3 +1159,80 @@ def test_commands_are_all_answered_by_type() -> None:
     result = callback(github_answers())
     assert {type(c) for c in result.commands} == {RunTransaction, HttpRequest, DrawRandom}
     assert draws(result) == [64, 40]
+
+
+# --- totality ------------------------------------------------------------------------------------------
+
+QUERY_VALUES = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(
+        [FLOW_ID, "github", "google", "apple", "azure", "keycloak", VERIFIER, "s256", "plain", APP]
+    ),
+)
+QUERIES = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["provider", "state", "code", "error", "redirect_to", "scopes", "code_challenge",
+             "code_challenge_method", "error_description", "skip_http_redirect", "x"]
+        ),
+        QUERY_VALUES,
+    ),
+    max_size=6,
+)  # fmt: skip
+PROVIDER_BODIES = st.one_of(
+    st.binary(max_size=100),
+    st.sampled_from(
+        [
+            json.dumps({"access_token": "t", "id_token": "a.b.c"}).encode(),
+            json.dumps({"access_token": "t"}).encode(),
+            json.dumps(GITHUB_USER).encode(),
+            json.dumps(GITHUB_EMAILS).encode(),
+            json.dumps(DISCOVERY).encode(),
+            b"[]",
+        ]
+    ),
+)
+
+
+@given(
+    path=st.sampled_from(["/authorize", "/callback", "/user/identities/authorize"]),
+    query=QUERIES,
+    flow=st.sampled_from([None, flow_json(), pkce_flow(), flow_json(provider_type="google")]),
+    status=st.sampled_from([200, 400, 500]),
+    provider_body=PROVIDER_BODIES,
+)
+def test_oauth_endpoints_answer_whatever_they_are_sent(
+    path: str, query: list[tuple[str, str]], flow: bytes | None, status: int, provider_body: bytes
+) -> None:
+    def answer(command: AuthCommand) -> object:
+        match command:
+            case RunTransaction(tx=transaction):
+                first = transaction.statements[0].sql
+                # The session check reads (user, has session); the flow state reads come first.
+                rows: tuple[tuple[bytes | None, ...], ...] = (
+                    ((user_json(), b"t"),)
+                    if "exists(select 1 from auth.sessions" in first
+                    else ((flow, user_json()),)
+                    if flow is not None
+                    else ()
+                )
+                return [DbResult(rows=rows, command="SELECT") for _ in transaction.statements]
+            case HttpRequest():
+                return HttpResponse(status=status, body=provider_body)
+            case DrawRandom(size=size):
+                return RANDOM[:size]
+        raise AssertionError(command)
+
+    request = Request(
+        method="GET",
+        target=f"/auth/v1{path}?{urlencode(query)}",
+        headers=(("authorization", f"Bearer {access_token()}"),),
+    )
+    response = finish(auth_flow(request, path, LINKING, now=NOW), answer)
+    assert (
+        response.status in (200, 302, 303)
+        or 400 <= response.status < 500
+        or (response.status == 500 and path == "/user/identities/authorize")
+    )
+    if response.status in (302, 303):
+        assert response.header("location")
