@@ -106,7 +106,7 @@ __all__ = ["external_settings", "route"]
 _SETTINGS_PROVIDERS: Final = (
     "apple", "azure", "bitbucket", "discord", "facebook", "figma", "fly", "github", "gitlab",
     "google", "keycloak", "kakao", "linkedin", "linkedin_oidc", "notion", "spotify", "slack",
-    "slack_oidc", "workos", "twitch", "twitter", "x", "zoom", "snapchat",
+    "slack_oidc", "workos", "twitch", "twitter", "zoom", "snapchat",
 )  # fmt: skip
 # Parameters the client may not pass on to the provider (custom_oauth_admin.go), except nonce.
 _RESERVED: Final = frozenset(

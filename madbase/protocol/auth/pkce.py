@@ -263,15 +263,16 @@ def check_flow_state(
 
 
 def pkce_redirect_url(url: str, auth_code: str) -> str:
-    """`url` with `code=<auth_code>` in its query (GoTrue's `prepPKCERedirectURL`).
+    """`url` with `code=<auth_code>` in its query (GoTrue's `prepPKCERedirectURL`: the query is
+    re-encoded with its keys sorted, as Go's `url.Values.Encode`).
 
-    >>> pkce_redirect_url("http://app.test/cb?x=1#frag", "c0de")
-    'http://app.test/cb?x=1&code=c0de#frag'
+    >>> pkce_redirect_url("http://app.test/cb?x=1&b=2#frag", "c0de")
+    'http://app.test/cb?b=2&code=c0de&x=1#frag'
     """
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "code"]
     query.append(("code", auth_code))
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    return urlunsplit(parts._replace(query=urlencode(sorted(query, key=lambda kv: kv[0]))))
 
 
 def pkce_grant(

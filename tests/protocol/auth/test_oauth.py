@@ -754,7 +754,9 @@ def test_check_flow_state_order() -> None:
 
 
 def test_pkce_redirect_url_replaces_an_old_code() -> None:
-    assert pkce_redirect_url("http://a.test/?code=old&x=1", "new") == "http://a.test/?x=1&code=new"
+    assert pkce_redirect_url("http://a.test/?code=old&x=1&a=2&a=1", "new") == (
+        "http://a.test/?a=2&a=1&code=new&x=1"
+    )
 
 
 GRANT = {"auth_code": CODE, "code_verifier": VERIFIER}
