@@ -11,6 +11,7 @@ One HTTP server (a thread; stdlib `http.server`) speaks the endpoints MadBase's 
 | GET /api/v3/user, /api/v3/user/emails | GitHub Enterprise's user API |
 | GET /userinfo/v2/me | Google's legacy user info |
 | GET /.well-known/openid-configuration, /jwks | OIDC discovery and keys (RS256 and ES256 test keys) |
+| GET /huge | 2 MiB of blanks (answers too large to read) |
 
 `id_token(...)` signs tokens for the id_token grant with the same keys. Every request is
 recorded in `requests` (path, method, form) so tests can check what MadBase sent.
@@ -190,6 +191,8 @@ class FakeProvider:
             )
         if request.method == "GET" and path == "/jwks":
             return _json(200, self.jwks())
+        if request.method == "GET" and path == "/huge":
+            return 200, {"content-type": "application/json"}, b" " * (2 * 1024 * 1024)
         return _json(404, {"error": "not_found"})
 
     def _authorize(self, request: Recorded) -> tuple[int, dict[str, str], bytes]:

@@ -48,6 +48,7 @@ DEFAULT_HASH_THREADS = 2
 DEFAULT_PROVIDER_TIMEOUT = 10.0
 # Answers of a provider kept at most (discovery documents and JWKS: a few per provider).
 _CACHE_ENTRIES = 64
+# Bytes of a provider's answer read at most (JWKS and user info are a few KiB).
 _MAX_PROVIDER_BODY = 1024 * 1024
 
 
@@ -78,7 +79,7 @@ class AuthService:
             site_url=site_url,
             autoconfirm=autoconfirm,
             uri_allow_list=uri_allow_list,
-            external=external or ExternalSettings(redirect_uri=f"{site_url}/auth/v1/callback"),
+            external=external or ExternalSettings(),
         )
         self._http = http_client
         self._provider_timeout = provider_timeout
@@ -133,20 +134,29 @@ class AuthService:
             self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
         try:
             with trio.fail_after(self._provider_timeout):
-                answer = await self._http.request(
+                async with self._http.stream(
                     request.method,
                     request.url,
                     headers=list(request.headers),
                     content=request.body or None,
                     timeout=self._provider_timeout,
-                )
+                ) as answer:
+                    chunks: list[bytes] = []
+                    size = 0
+                    # Read to the end (within the deadline) but keep at most the limit: leaving
+                    # httpx's nested stream generators half-consumed leaks them.
+                    async for chunk in answer.aiter_bytes():
+                        size += len(chunk)
+                        if size <= _MAX_PROVIDER_BODY:
+                            chunks.append(chunk)
         except (httpx.HTTPError, trio.TooSlowError, ValueError) as err:
             return HttpFailure(reason=f"{type(err).__name__}: {request.method} {request.url}")
-        body = answer.content[:_MAX_PROVIDER_BODY]
+        if size > _MAX_PROVIDER_BODY:
+            return HttpFailure(reason=f"answer too large: {request.url}")
         response = HttpResponse(
             status=answer.status_code,
             headers=tuple((k.lower(), v) for k, v in answer.headers.items()),
-            body=body,
+            body=b"".join(chunks),
         )
         if cacheable and 200 <= answer.status_code < 300:
             if len(self._cache) >= _CACHE_ENTRIES:

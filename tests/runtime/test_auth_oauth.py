@@ -577,3 +577,6 @@ async def test_provider_requests_fail_softly_time_out_and_cache(
         assert isinstance(posted, HttpResponse)
         assert posted.status == 401
         assert posted.header("content-type") == "application/json"
+        huge = await service._execute(HttpRequest(method="GET", url=provider.url + "/huge"))
+        assert isinstance(huge, HttpFailure)
+        assert huge.reason.startswith("answer too large")
