@@ -169,6 +169,7 @@ EXPECTED = {
         "render_error",
     },
     "madbase.protocol.auth": {
+        "ProviderEmailNeedsVerification",
         "PROVIDERS",
         "ExternalSettings",
         "ProviderConfig",

@@ -28,9 +28,9 @@ import attrs
 
 from madbase.protocol.auth import sql
 from madbase.protocol.auth.errors import (
-    AuthError,
     EmailNotConfirmed,
     IdentityAlreadyExists,
+    ProviderEmailNeedsVerification,
     SignupDisabled,
     UnexpectedFailure,
     UserBanned,
@@ -56,19 +56,10 @@ from madbase.protocol.sql import Statement
 __all__ = [
     "AccountPlan",
     "Decision",
-    "ProviderEmailNeedsVerification",
     "plan_account",
     "refresh_providers",
     "sign_in_external",
 ]
-
-
-class ProviderEmailNeedsVerification(AuthError):
-    """The provider did not verify the address and autoconfirm is off (external.go)."""
-
-    error_code = "provider_email_needs_verification"
-    status = 422
-    default_message = "Unverified email with provider"
 
 
 class Decision(enum.Enum):
