@@ -150,6 +150,7 @@ def test_supabase_js_against_gateway_and_rest(tmp_path: Path) -> None:
                 ("URL", provider.url),
             )
         }
+        oauth_env["MADBASE_AUTH_MANUAL_LINKING_ENABLED"] = "true"
         served = start(data_dir, "--port", str(_free_port()), env=oauth_env)
         try:
             create_rest_schema(served)

@@ -1,7 +1,8 @@
 // supabase-js (auth-js) OAuth sign-in against MadBase's /auth/v1, with GitHub and Google pointed
 // at a fake provider on loopback: signInWithOAuth({skipBrowserRedirect}) in the implicit and PKCE
-// flows (the browser's redirects followed with fetch), exchangeCodeForSession, and
-// signInWithIdToken with an id_token the fake provider signed.
+// flows (the browser's redirects followed with fetch), exchangeCodeForSession,
+// signInWithIdToken with an id_token the fake provider signed, and linkIdentity/unlinkIdentity
+// (manual linking is on for this run).
 //
 // Driven by tests/e2e/test_js_clients.py, which starts the fake provider and `madbase serve`
 // configured for it, and passes MADBASE_URL, MADBASE_ANON_KEY, MADBASE_OAUTH_PROVIDER_URL,
@@ -134,6 +135,42 @@ test('signInWithIdToken with a Google id_token and its nonce', async () => {
   assert.equal(wrongNonce.status, 400);
   const { error: disabled } = await supabase.auth.signInWithIdToken({ provider: 'keycloak', token: 'x.y.z' });
   assert.equal(disabled.code, 'provider_disabled');
+});
+
+test('linkIdentity adds a GitHub identity to a password user; unlinkIdentity removes it', async () => {
+  const supabase = client('implicit');
+  const { data: signedUp, error: signUpError } = await supabase.auth.signUp({
+    email: 'linker@example.com',
+    password: 's3cret-pass',
+  });
+  assert.equal(signUpError, null);
+  const userId = signedUp.user.id;
+  const { data, error } = await supabase.auth.linkIdentity({
+    provider: 'github',
+    options: { redirectTo: app, skipBrowserRedirect: true, queryParams: { login_hint: 'bob' } },
+  });
+  assert.equal(error, null);
+  assert.ok(data.url.startsWith(`${providerUrl}/login/oauth/authorize?`), data.url);
+  const { landed } = await browse(data.url, app);
+  const fragment = new URLSearchParams(landed.hash.slice(1));
+  assert.ok(fragment.get('access_token'), landed.href);
+  const { data: linked, error: linkedError } = await supabase.auth.setSession({
+    access_token: fragment.get('access_token'),
+    refresh_token: fragment.get('refresh_token'),
+  });
+  assert.equal(linkedError, null);
+  assert.equal(linked.user.id, userId);
+  const { data: identities } = await supabase.auth.getUserIdentities();
+  assert.deepEqual(identities.identities.map((i) => i.provider).sort(), ['email', 'github']);
+  const github = identities.identities.find((i) => i.provider === 'github');
+  assert.equal(github.id, '1002');
+  const { error: unlinkError } = await supabase.auth.unlinkIdentity(github);
+  assert.equal(unlinkError, null);
+  const { data: after } = await supabase.auth.getUserIdentities();
+  assert.deepEqual(after.identities.map((i) => i.provider), ['email']);
+  const email = after.identities[0];
+  const { error: lastOne } = await supabase.auth.unlinkIdentity(email);
+  assert.equal(lastOne.code, 'single_identity_not_deletable');
 });
 
 test('/settings lists the enabled providers', async () => {
