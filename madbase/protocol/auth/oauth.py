@@ -155,7 +155,11 @@ def route(
 
 
 def _provider(name: str, settings: AuthSettings) -> tuple[ProviderSpec, ProviderConfig]:
-    """The spec and configuration of an OAuth provider, or GoTrue's reason why not (a str)."""
+    """The spec and configuration of an OAuth provider.
+
+    Raises:
+        _NoProvider: with GoTrue's reason (api/external.go `Provider`, conf `ValidateOAuth`).
+    """
     spec = PROVIDERS.get(name)
     if spec is None:
         raise _NoProvider(f"Provider {name} could not be found")
@@ -212,7 +216,8 @@ def _authorize_url(
         "scope": " ".join(scopes),
     }
     params.update(spec.authorize_params)
-    # Every other query parameter goes to the provider (access_type, prompt, login_hint, ...).
+    # Every other query parameter goes to the provider (access_type, prompt, login_hint, ...);
+    # unlike GoTrue, none may replace one set above (`scope` included).
     for key, value in parse_qsl(request.query, keep_blank_values=True):
         if key in ("provider", "scopes") or key.lower() in _RESERVED or key in params:
             continue
