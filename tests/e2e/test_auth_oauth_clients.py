@@ -1,5 +1,6 @@
 """OAuth sign-in through supabase-py: `sign_in_with_oauth` + `exchange_code_for_session` (PKCE),
-the implicit flow's URL fragment with `set_session`, and `sign_in_with_id_token`.
+the implicit flow's URL fragment with `set_session`, `sign_in_with_id_token`, and
+`link_identity` / `get_user_identities` / `unlink_identity`.
 
 The server runs in-process with GitHub and Google pointed at a fake provider on loopback; the
 browser's part (following redirects) is played with httpx; supabase-py's sync client runs in a
@@ -93,6 +94,28 @@ def client_session(url: str, anon_key: str, provider: FakeProvider) -> None:
         # The same verified address: the Google identity joins Alice's account.
         assert google.user.id == user_id
         assert sorted(i.provider for i in google.user.identities or []) == ["github", "google"]
+
+        # Manual linking: a second GitHub account (Bob's) joins, then leaves again.
+        linking = implicit.auth.link_identity(
+            {
+                "provider": "github",
+                "options": {"redirect_to": APP, "query_params": {"login_hint": "bob"}},
+            }
+        )
+        assert linking.url.startswith(provider.url + "/login/oauth/authorize?")
+        linked = dict(parse_qsl(urlsplit(browse(linking.url, APP)).fragment))
+        assert "access_token" in linked
+        identities = implicit.auth.get_user_identities().identities
+        assert sorted((i.provider, i.id) for i in identities) == [
+            ("github", "1001"),
+            ("github", "1002"),
+            ("google", "g-1001"),
+        ]
+        bob = next(i for i in identities if i.id == "1002")
+        assert implicit.auth.unlink_identity(bob).status_code == 200
+        remaining = implicit.auth.get_user_identities().identities
+        assert sorted(i.id for i in remaining) == ["1001", "g-1001"]
+
         with pytest.raises(AuthApiError) as disabled:
             implicit.auth.sign_in_with_id_token(
                 {"provider": "keycloak", "token": token}  # type: ignore[typeddict-item]
@@ -124,6 +147,7 @@ async def test_supabase_py_oauth(pg_server: PgServer, tmp_path: Path) -> None:
                         for p in ("github", "google")
                     ),
                     redirect_uri=f"{url}/auth/v1/callback",
+                    manual_linking_enabled=True,
                 ),
             )
             app.services[Service.AUTH] = service
