@@ -8,12 +8,14 @@ A bad value raises `ConfigError` whose message names the setting, so the CLI can
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final, final
 
 import attrs
 
+from madbase.protocol.auth import PROVIDERS, ProviderConfig
 from madbase.protocol.auth.ratelimit import parse_networks
 
 __all__ = ["Config", "ConfigError", "DbSettings", "HttpSettings", "parse_dotenv"]
@@ -94,6 +96,20 @@ class Config:
     trusted_proxies: tuple[str, ...] = ()
     http: HttpSettings = HttpSettings()
     db: DbSettings = DbSettings()
+    # GoTrue's SITE_URL: where auth flows send the browser by default (None: the API URL).
+    auth_site_url: str | None = None
+    # GoTrue's URI_ALLOW_LIST: other redirect targets allowed (globs, comma-separated).
+    auth_uri_allow_list: tuple[str, ...] = ()
+    # GoTrue's SECURITY_MANUAL_LINKING_ENABLED.
+    auth_manual_linking_enabled: bool = False
+    # OAuth providers: MADBASE_AUTH_<PROVIDER>_CLIENT_ID, _SECRET, _URL, _REDIRECT_URI, _ENABLED
+    # (environment or .env only).
+    auth_providers: tuple[ProviderConfig, ...] = ()
+
+    @property
+    def site_url(self) -> str:
+        """Where auth flows send the browser by default."""
+        return (self.auth_site_url or self.url).rstrip("/")
 
     @property
     def url(self) -> str:
@@ -138,8 +154,56 @@ class Config:
         return cls(
             http=HttpSettings(**http),  # type: ignore[arg-type]
             db=DbSettings(**db),  # type: ignore[arg-type]
+            auth_providers=_providers({**dotenv, **environ}),
             **values,  # type: ignore[arg-type]
         )
+
+
+_PROVIDER_SETTING: Final = re.compile(
+    r"MADBASE_AUTH_([A-Z0-9_]+?)_(CLIENT_ID|SECRET|URL|REDIRECT_URI|ENABLED)"
+)
+
+
+def _providers(sources: Mapping[str, str]) -> tuple[ProviderConfig, ...]:
+    """The OAuth providers configured by `MADBASE_AUTH_<PROVIDER>_*` variables.
+
+    A provider counts once its CLIENT_ID is set (a comma-separated list: the first is the OAuth
+    client, all are accepted as id_token audiences); ENABLED=false turns it off again.
+    """
+    found: dict[str, dict[str, str]] = {}
+    for key, raw in sources.items():
+        match = _PROVIDER_SETTING.fullmatch(key)
+        if match is None:
+            continue
+        name, field = match[1].lower(), match[2].lower()
+        if name not in PROVIDERS:
+            if field == "client_id":
+                known = ", ".join(sorted(PROVIDERS))
+                raise ConfigError(f"{key}: unknown OAuth provider {name!r} (known: {known})")
+            continue
+        found.setdefault(name, {})[field] = raw.strip()
+    providers = []
+    for name, fields in sorted(found.items()):
+        client_ids = tuple(c.strip() for c in fields.get("client_id", "").split(",") if c.strip())
+        if not client_ids:
+            continue
+        enabled = True
+        if "enabled" in fields:
+            try:
+                enabled = _bool(fields["enabled"])
+            except ValueError as err:
+                raise ConfigError(f"MADBASE_AUTH_{name.upper()}_ENABLED: {err}") from None
+        providers.append(
+            ProviderConfig(
+                name=name,
+                client_ids=client_ids,
+                secret=fields.get("secret", ""),
+                url=fields.get("url", ""),
+                redirect_uri=fields.get("redirect_uri", ""),
+                enabled=enabled,
+            )
+        )
+    return tuple(providers)
 
 
 def parse_dotenv(text: str) -> dict[str, str]:
@@ -237,6 +301,13 @@ def _openapi_mode(raw: str) -> str:
     return value
 
 
+def _url_list(raw: str) -> tuple[str, ...]:
+    urls = tuple(url.strip() for url in raw.split(",") if url.strip())
+    if not urls:
+        raise ValueError("expected a comma-separated list of URLs or URL globs")
+    return urls
+
+
 def _log_level(raw: str) -> str:
     value = raw.strip().lower()
     if value not in ("debug", "info", "warning", "error"):
@@ -276,6 +347,9 @@ _SETTINGS: Final[Sequence[_Setting]] = (
     _Setting("db_plan_enabled", _bool),
     _Setting("db_max_rows", _int(1, 2**62)),
     _Setting("openapi_mode", _openapi_mode),
+    _Setting("auth_site_url", _text),
+    _Setting("auth_uri_allow_list", _url_list),
+    _Setting("auth_manual_linking_enabled", _bool),
     _Setting("http_max_head_bytes", _int(1024, 1024 * 1024), "http"),
     _Setting("http_max_body_bytes", _int(1024, 1 << 40), "http"),
     _Setting("http_read_timeout", _seconds, "http"),

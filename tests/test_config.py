@@ -210,6 +210,9 @@ BAD_VALUES = [
     ("db_connect_timeout", "0"),
     ("db_acquire_timeout", "-inf"),
     ("db_query_timeout", "1 minute"),
+    ("auth_site_url", " "),
+    ("auth_uri_allow_list", " , "),
+    ("auth_manual_linking_enabled", "maybe"),
 ]
 
 
@@ -400,3 +403,50 @@ def test_config_db_schemas_is_a_trimmed_list() -> None:
     config = Config.from_sources({"MADBASE_DB_SCHEMAS": " public , api ,"}, {}, {})
     assert config.db_schemas == ("public", "api")
     assert Config.from_sources({}, {}, {}).db_schemas == ("public",)
+
+
+def test_oauth_providers_from_environment_and_dotenv() -> None:
+    environ = {
+        "MADBASE_AUTH_GITHUB_CLIENT_ID": "gh-id",
+        "MADBASE_AUTH_GITHUB_SECRET": "gh-secret",
+        "MADBASE_AUTH_GITHUB_URL": "http://127.0.0.1:9999",
+        "MADBASE_AUTH_GOOGLE_CLIENT_ID": "web-id, ios-id",
+        "MADBASE_AUTH_GOOGLE_ENABLED": "false",
+        "MADBASE_AUTH_SITE_URL": "http://app.test",
+    }
+    dotenv = {
+        "MADBASE_AUTH_GITHUB_SECRET": "ignored: the environment wins",
+        "MADBASE_AUTH_GITLAB_CLIENT_ID": "gl-id",
+        "MADBASE_AUTH_GITLAB_REDIRECT_URI": "http://api.test/auth/v1/callback",
+        # Settings of a provider without a client id configure nothing.
+        "MADBASE_AUTH_DISCORD_SECRET": "s",
+    }
+    config = Config.from_sources(environ, dotenv, {})
+    github, gitlab, google = config.auth_providers
+    assert (github.name, github.client_ids, github.secret, github.url) == (
+        "github",
+        ("gh-id",),
+        "gh-secret",
+        "http://127.0.0.1:9999",
+    )
+    assert "gh-secret" not in repr(config)
+    assert (gitlab.name, gitlab.redirect_uri, gitlab.enabled) == (
+        "gitlab",
+        "http://api.test/auth/v1/callback",
+        True,
+    )
+    assert (google.client_ids, google.client_id, google.enabled) == (
+        ("web-id", "ios-id"),
+        "web-id",
+        False,
+    )
+    assert config.site_url == "http://app.test"
+
+
+def test_oauth_provider_unknown_or_bad_is_named() -> None:
+    with pytest.raises(ConfigError, match="MADBASE_AUTH_MYSPACE_CLIENT_ID: unknown OAuth provider"):
+        Config.from_sources({"MADBASE_AUTH_MYSPACE_CLIENT_ID": "x"}, {}, {})
+    with pytest.raises(ConfigError, match="MADBASE_AUTH_GITHUB_ENABLED: expected true or false"):
+        Config.from_sources(
+            {"MADBASE_AUTH_GITHUB_CLIENT_ID": "x", "MADBASE_AUTH_GITHUB_ENABLED": "perhaps"}, {}, {}
+        )

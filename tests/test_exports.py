@@ -170,6 +170,13 @@ EXPECTED = {
         "render_error",
     },
     "madbase.protocol.auth": {
+        "ProviderEmailNeedsVerification",
+        "PROVIDERS",
+        "ExternalSettings",
+        "ProviderConfig",
+        "HttpFailure",
+        "HttpRequest",
+        "HttpResponse",
         "DUMMY_HASH",
         "AuthCommand",
         "AuthSettings",

@@ -3,7 +3,8 @@
 Everything GoTrue-shaped (routing, SQL, statuses, bodies) is `madbase.protocol.auth`'s; this
 module only carries out the commands a flow yields: transactions on the pool, argon2id hashing and
 password checks in worker threads (bounded by a `CapacityLimiter`, default 2 for the 2-core
-machine), and random bytes.
+machine), random bytes, and HTTP requests to OAuth providers (httpx on trio, one deadline per
+request, no redirects followed; GETs marked cacheable are answered from a small cache).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import final
 import argon2
 import attrs
 import bcrypt
+import httpx
 import trio
 
 from madbase.protocol.auth import (
@@ -24,9 +26,13 @@ from madbase.protocol.auth import (
     AuthSettings,
     CheckPassword,
     DrawRandom,
+    ExternalSettings,
     Flow,
     HashPassword,
     HashScheme,
+    HttpFailure,
+    HttpRequest,
+    HttpResponse,
     RunTransaction,
     auth_flow,
     hash_scheme,
@@ -40,6 +46,12 @@ __all__ = ["AuthService"]
 # Worker threads hashing at once: one per core of the 2-core reference machine. argon2id with
 # argon2-cffi's defaults takes 64 MiB and ~50 ms per hash, so this also caps memory.
 DEFAULT_HASH_THREADS = 2
+# Seconds a request to an OAuth provider may take (GoTrue: GOTRUE_INTERNAL_HTTP_TIMEOUT, 10 s).
+DEFAULT_PROVIDER_TIMEOUT = 10.0
+# Answers of a provider kept at most (discovery documents and JWKS: a few per provider).
+_CACHE_ENTRIES = 64
+# Bytes of a provider's answer read at most (JWKS and user info are a few KiB).
+_MAX_PROVIDER_BODY = 1024 * 1024
 
 
 @final
@@ -58,11 +70,23 @@ class AuthService:
         hash_limiter: trio.CapacityLimiter | None = None,
         autoconfirm: bool = True,
         rate_limits: RateLimits | None = None,
+        external: ExternalSettings | None = None,
+        uri_allow_list: tuple[str, ...] = (),
+        http_client: httpx.AsyncClient | None = None,
+        provider_timeout: float = DEFAULT_PROVIDER_TIMEOUT,
     ) -> None:
         self._pool = pool
         self._settings = AuthSettings(
-            limits=limits, secret=secret, site_url=site_url, autoconfirm=autoconfirm
+            limits=limits,
+            secret=secret,
+            site_url=site_url,
+            autoconfirm=autoconfirm,
+            uri_allow_list=uri_allow_list,
+            external=external or ExternalSettings(),
         )
+        self._http = http_client
+        self._provider_timeout = provider_timeout
+        self._cache: dict[str, tuple[float, HttpResponse]] = {}
         self._clock = clock
         self._random = random
         self._hash_limiter = hash_limiter or trio.CapacityLimiter(DEFAULT_HASH_THREADS)
@@ -106,6 +130,56 @@ class AuthService:
                 )
             case DrawRandom(size=size):
                 return self._random(size)
+            case HttpRequest():
+                return await self._fetch(command)
+
+    async def _fetch(self, request: HttpRequest) -> HttpResponse | HttpFailure:
+        """Send `request` to a provider; network failures and timeouts become `HttpFailure`."""
+        cacheable = request.method == "GET" and request.cache_seconds > 0
+        if cacheable:
+            cached = self._cache.get(request.url)
+            if cached is not None and cached[0] > trio.current_time():
+                return cached[1]
+        if self._http is None:
+            # Created lazily: most projects never talk to a provider.
+            self._http = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        try:
+            with trio.fail_after(self._provider_timeout):
+                async with self._http.stream(
+                    request.method,
+                    request.url,
+                    headers=list(request.headers),
+                    content=request.body or None,
+                    timeout=self._provider_timeout,
+                ) as answer:
+                    chunks: list[bytes] = []
+                    size = 0
+                    # Read to the end (within the deadline) but keep at most the limit: leaving
+                    # httpx's nested stream generators half-consumed leaks them.
+                    async for chunk in answer.aiter_bytes():
+                        size += len(chunk)
+                        if size <= _MAX_PROVIDER_BODY:
+                            chunks.append(chunk)
+        except (httpx.HTTPError, trio.TooSlowError, ValueError) as err:
+            return HttpFailure(reason=f"{type(err).__name__}: {request.method} {request.url}")
+        if size > _MAX_PROVIDER_BODY:
+            return HttpFailure(reason=f"answer too large: {request.url}")
+        response = HttpResponse(
+            status=answer.status_code,
+            headers=tuple((k.lower(), v) for k, v in answer.headers.items()),
+            body=b"".join(chunks),
+        )
+        if cacheable and 200 <= answer.status_code < 300:
+            if len(self._cache) >= _CACHE_ENTRIES:
+                self._cache.clear()
+            self._cache[request.url] = (trio.current_time() + request.cache_seconds, response)
+        return response
+
+    async def aclose(self) -> None:
+        """Close the HTTP client to providers, if one was opened."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     def _check(self, encoded: str, password: str) -> bool:
         """Verify by scheme (in a worker thread); unknown schemes and no password never match."""

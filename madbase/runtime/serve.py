@@ -16,7 +16,7 @@ import attrs
 import trio
 
 from madbase.config import Config
-from madbase.protocol.auth import AuthLimits, BearerVerifier
+from madbase.protocol.auth import AuthLimits, BearerVerifier, ExternalSettings
 from madbase.protocol.auth.ratelimit import RateLimits, parse_networks
 from madbase.protocol.http import Service
 from madbase.protocol.rest import RestLimits
@@ -79,6 +79,7 @@ async def open_project(config: Config) -> AsyncIterator[Project]:
         else:
             conninfo = db_url = config.database_url
         pool = Pool(conninfo, config.db)
+        auth: AuthService | None = None
         try:
             applied = await migrate(pool)
             if applied:
@@ -98,11 +99,17 @@ async def open_project(config: Config) -> AsyncIterator[Project]:
                 ),
                 schemas=config.db_schemas,
             )
-            app.services[Service.AUTH] = AuthService(
+            auth = AuthService(
                 pool=pool,
                 secret=secrets_.jwt_secret,
                 limits=AuthLimits(issuer=f"{config.url}/auth/v1"),
-                site_url=config.url,
+                site_url=config.site_url,
+                uri_allow_list=config.auth_uri_allow_list,
+                external=ExternalSettings(
+                    providers=config.auth_providers,
+                    redirect_uri=f"{config.url}/auth/v1/callback",
+                    manual_linking_enabled=config.auth_manual_linking_enabled,
+                ),
                 rate_limits=RateLimits(
                     token_per_5m=config.auth_rate_limit_token,
                     verify_per_5m=config.auth_rate_limit_verify,
@@ -113,8 +120,12 @@ async def open_project(config: Config) -> AsyncIterator[Project]:
                     trusted_proxies=parse_networks(",".join(config.trusted_proxies)),
                 ),
             )
+            app.services[Service.AUTH] = auth
             yield Project(app=app, secrets=secrets_, db_url=db_url)
         finally:
+            if auth is not None:
+                with trio.CancelScope(shield=True):
+                    await auth.aclose()
             pool.close()
             root.cancel_scope.cancel()
 

@@ -11,7 +11,9 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import psycopg
@@ -20,6 +22,7 @@ import pytest
 from tests.e2e.test_rest_clients import ANN, create_rest_schema, user_token
 from tests.e2e.test_rest_rpc_clients import create_rpc_schema
 from tests.e2e.test_serve import Served, start
+from tests.oauth_provider import CLIENT_ID, CLIENT_SECRET, running_provider
 
 pytestmark = [pytest.mark.clients, pytest.mark.pg]
 
@@ -142,20 +145,48 @@ def run_node_tests(
     return done
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 def test_supabase_js_against_gateway_and_rest(tmp_path: Path) -> None:
     ensure_node_modules()
     data_dir = tmp_path / "data"
-    # Every test file signs up from 127.0.0.1: the per-IP limits would cut the run short
-    # (tests/e2e/test_auth_rate_limits.py covers them).
-    served = start(data_dir, env=NO_RATE_LIMITS)
-    try:
-        with psycopg.connect(served.db_url, autocommit=True) as conn:
-            conn.execute(AUTH_SCHEMA)
-        create_rest_schema(served)
-        create_rpc_schema(served)
-        done = run_node_tests(served, extra_env={"MADBASE_USER_TOKEN": user_token(data_dir, ANN)})
-    finally:
-        served.stop()
+    with running_provider() as provider:
+        # GitHub and Google point at the fake provider; the port is fixed up front because the
+        # provider's redirect URI (<url>/auth/v1/callback) must name it.
+        oauth_env = {
+            f"MADBASE_AUTH_{name}_{field}": value
+            for name in ("GITHUB", "GOOGLE")
+            for field, value in (
+                ("CLIENT_ID", CLIENT_ID),
+                ("SECRET", CLIENT_SECRET),
+                ("URL", provider.url),
+            )
+        }
+        oauth_env["MADBASE_AUTH_MANUAL_LINKING_ENABLED"] = "true"
+        # Every test file signs up from 127.0.0.1: the per-IP limits would cut the run short
+        # (tests/e2e/test_auth_rate_limits.py covers them).
+        served = start(data_dir, "--port", str(_free_port()), env={**oauth_env, **NO_RATE_LIMITS})
+        try:
+            with psycopg.connect(served.db_url, autocommit=True) as conn:
+                conn.execute(AUTH_SCHEMA)
+            create_rest_schema(served)
+            create_rpc_schema(served)
+            done = run_node_tests(
+                served,
+                extra_env={
+                    "MADBASE_USER_TOKEN": user_token(data_dir, ANN),
+                    "MADBASE_OAUTH_PROVIDER_URL": provider.url,
+                    "MADBASE_GOOGLE_ID_TOKEN": provider.id_token(nonce="js-nonce", now=time.time()),
+                    "MADBASE_GOOGLE_NONCE": "js-nonce",
+                },
+            )
+        finally:
+            served.stop()
     passed = re.search(r"^# pass (\d+)$", done.stdout, re.MULTILINE)
     assert passed is not None, done.stdout
     assert int(passed.group(1)) >= 11, done.stdout

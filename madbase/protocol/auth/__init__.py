@@ -72,6 +72,7 @@ from madbase.protocol.auth.errors import (
     PhoneNotConfirmed,
     PhoneProviderDisabled,
     ProviderDisabled,
+    ProviderEmailNeedsVerification,
     ReauthenticationNeeded,
     ReauthenticationNotValid,
     RefreshTokenAlreadyUsed,
@@ -129,6 +130,7 @@ from madbase.protocol.auth.limits import (
     AuthLimits,
     parse_required_characters,
 )
+from madbase.protocol.auth.outbound import HttpFailure, HttpRequest, HttpResponse
 from madbase.protocol.auth.passwords import (
     CheckPassword,
     HashPassword,
@@ -138,6 +140,11 @@ from madbase.protocol.auth.passwords import (
     hash_scheme,
     needs_rehash,
     password_weakness,
+)
+from madbase.protocol.auth.providers import (
+    PROVIDERS,
+    ExternalSettings,
+    ProviderConfig,
 )
 from madbase.protocol.auth.refresh import (
     REFRESH_TOKEN_RANDOM_BYTES,
@@ -197,6 +204,7 @@ __all__ = [
     "API_KEY_ROLES",
     "AUTH_API_VERSION",
     "DUMMY_HASH",
+    "PROVIDERS",
     "REFRESH_TOKEN_RANDOM_BYTES",
     "Aal",
     "AccessToken",
@@ -232,6 +240,7 @@ __all__ = [
     "EmailNotConfirmed",
     "EmailProviderDisabled",
     "EnrollFactorRequest",
+    "ExternalSettings",
     "Factor",
     "Flow",
     "FlowStateAlreadyUsed",
@@ -239,6 +248,9 @@ __all__ = [
     "FlowStateNotFound",
     "HashPassword",
     "HashScheme",
+    "HttpFailure",
+    "HttpRequest",
+    "HttpResponse",
     "IdTokenGrant",
     "Identity",
     "IdentityAlreadyExists",
@@ -277,7 +289,9 @@ __all__ = [
     "PhoneProviderDisabled",
     "PkceChallenge",
     "PkceGrant",
+    "ProviderConfig",
     "ProviderDisabled",
+    "ProviderEmailNeedsVerification",
     "ReauthenticationNeeded",
     "ReauthenticationNotValid",
     "RecoverRequest",

@@ -82,6 +82,7 @@ __all__ = [
     "PhoneNotConfirmed",
     "PhoneProviderDisabled",
     "ProviderDisabled",
+    "ProviderEmailNeedsVerification",
     "ReauthenticationNeeded",
     "ReauthenticationNotValid",
     "RefreshTokenAlreadyUsed",
@@ -386,6 +387,14 @@ class BadOAuthCallback(AuthError):
     error_code = "bad_oauth_callback"
     status = 400
     default_message = "OAuth state parameter missing"
+
+
+class ProviderEmailNeedsVerification(AuthError):
+    """The provider did not verify the address and autoconfirm is off (external.go)."""
+
+    error_code = "provider_email_needs_verification"
+    status = 422
+    default_message = "Unverified email with provider"
 
 
 class SsoProviderNotFound(AuthError):

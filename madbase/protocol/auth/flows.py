@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final, TypeAlias, assert_never
 
-from madbase.protocol.auth import admin, mfa, sql
+from madbase.protocol.auth import admin, mfa, oauth, sql
 from madbase.protocol.auth.errors import (
     AuthError,
     BadJwt,
@@ -42,16 +42,20 @@ from madbase.protocol.auth.errors import (
     render_auth_error,
 )
 from madbase.protocol.auth.grants import (
+    IdTokenGrant,
     LogoutScope,
     PasswordGrant,
+    PkceGrant,
     RefreshTokenGrant,
     parse_logout_scope,
     parse_token_request,
 )
+from madbase.protocol.auth.idtoken import id_token_grant
 from madbase.protocol.auth.passwords import (
     needs_rehash,
     password_weakness,
 )
+from madbase.protocol.auth.pkce import pkce_grant
 from madbase.protocol.auth.refresh import (
     RefreshTokenRow,
     Refuse,
@@ -121,7 +125,7 @@ _ROTATION_ATTEMPTS: Final = 3
 
 # Routers of the other endpoint modules, tried in order after this module's own routes.
 Router: TypeAlias = Callable[..., "Flow[Response] | None"]
-_ROUTERS: Final[tuple[Router, ...]] = (mfa.route, admin.route)
+_ROUTERS: Final[tuple[Router, ...]] = (mfa.route, admin.route, oauth.route)
 
 
 # --- entry point -------------------------------------------------------------------------------
@@ -175,6 +179,7 @@ def _settings(settings: AuthSettings) -> JsonObject:
         "anonymous_users": limits.anonymous_users_enabled,
         "email": limits.email_enabled,
         "phone": limits.phone_enabled,
+        **oauth.external_settings(settings),
     }
     return {
         "external": external,
@@ -300,8 +305,12 @@ def _token(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[R
             return (yield from _password_grant(grant, request, settings, now=now))
         case RefreshTokenGrant():
             return (yield from _refresh_grant(grant, request, settings, now=now))
-    # pkce and id_token are not served yet: GoTrue's answer for a grant it does not offer.
-    raise InvalidCredentials("unsupported_grant_type")
+        case PkceGrant():
+            return (yield from pkce_grant(grant, request, settings, now=now))
+        case IdTokenGrant():
+            return (yield from id_token_grant(grant, request, settings, now=now))
+        case _:
+            assert_never(grant)
 
 
 def _password_grant(

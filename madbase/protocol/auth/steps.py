@@ -7,6 +7,7 @@ and is sent the result. The commands and what the runtime sends back:
     HashPassword(...)      -> str                        (argon2id, in a worker thread)
     CheckPassword(...)     -> bool                       (by the hash's scheme)
     DrawRandom(size)       -> bytes                      (from a CSPRNG)
+    HttpRequest(...)       -> HttpResponse | HttpFailure (to an OAuth provider, see `outbound`)
 
 The helpers here (`run`, `draw_random`, `authenticate`, `session_body`, ...) are the steps the
 endpoint modules share: each endpoint module imports them, never another endpoint module.
@@ -34,10 +35,12 @@ from madbase.protocol.auth.errors import (
     WeakPassword,
 )
 from madbase.protocol.auth.limits import AuthLimits
+from madbase.protocol.auth.outbound import HttpRequest
 from madbase.protocol.auth.passwords import (
     CheckPassword,
     HashPassword,
 )
+from madbase.protocol.auth.providers import ExternalSettings
 from madbase.protocol.auth.tokens import (
     AmrClaim,
     Session,
@@ -101,7 +104,7 @@ class DrawRandom:
     size: int
 
 
-AuthCommand: TypeAlias = RunTransaction | HashPassword | CheckPassword | DrawRandom
+AuthCommand: TypeAlias = RunTransaction | HashPassword | CheckPassword | DrawRandom | HttpRequest
 Flow: TypeAlias = Generator[AuthCommand, object, T]
 
 
@@ -115,6 +118,10 @@ class AuthSettings:
     site_url: str
     # GoTrue's MAILER_AUTOCONFIRM; on for local development (no mailer yet), so signup signs in.
     autoconfirm: bool = True
+    # GoTrue's URI_ALLOW_LIST: where `redirect_to` may point besides the site URL (globs).
+    uri_allow_list: tuple[str, ...] = ()
+    # OAuth/OIDC providers and flow-state settings (see `providers`).
+    external: ExternalSettings = attrs.field(factory=ExternalSettings)
 
 
 # --- the commands, typed -----------------------------------------------------------------------
@@ -210,11 +217,21 @@ def session_body(
     *,
     now: datetime,
     weak: WeakPassword | None = None,
+    provider_token: str | None = None,
+    provider_refresh_token: str | None = None,
 ) -> Response:
     access = issue_access_token(
         user, session, limits=settings.limits, secret=settings.secret, now=now
     )
-    body = session_response(user, access, refresh_token, now=now, weak_password=weak)
+    body = session_response(
+        user,
+        access,
+        refresh_token,
+        now=now,
+        weak_password=weak,
+        provider_token=provider_token,
+        provider_refresh_token=provider_refresh_token,
+    )
     return json_response(200, body)
 
 

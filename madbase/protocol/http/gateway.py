@@ -76,6 +76,9 @@ class Dispatch:
     role: str
 
 
+_OPEN_AUTH_PATHS = frozenset({"/health", "/settings", "/authorize", "/callback", "/verify"})
+
+
 def admit(request: Request, *, keys: ApiKeyVerifier, now: datetime) -> Response | Dispatch | Health:
     """Decide who answers `request`.
 
@@ -94,8 +97,10 @@ def admit(request: Request, *, keys: ApiKeyVerifier, now: datetime) -> Response 
     service, subpath = _route(path)
     if service is None:
         return render_error(None, RouteNotFound("no Route matched with those values"))
-    if service is Service.AUTH and subpath in ("/health", "/settings"):
-        # GoTrue answers these without a key; dispatched with the anon role.
+    if service is Service.AUTH and subpath in _OPEN_AUTH_PATHS:
+        # GoTrue answers these without a key; dispatched with the anon role. Browsers reach
+        # /authorize, /callback and /verify through links and provider redirects, which carry
+        # no key (Supabase's Kong leaves them open).
         key = request.header("apikey") or request.query_param("apikey")
         if not key:
             return Dispatch(service=service, subpath=subpath, role="anon")

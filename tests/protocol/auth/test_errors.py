@@ -24,6 +24,7 @@ from madbase.protocol.http import ProtocolError
 
 # spec/auth.md §6: code -> usual status.
 SPEC_CODES = {
+    "provider_email_needs_verification": 422,
     "validation_failed": 400,
     "bad_json": 400,
     "invalid_credentials": 400,

@@ -315,8 +315,18 @@ def test_settings_reflect_limits_and_autoconfirm(autoconfirm: bool) -> None:
     settings = attrs.evolve(SETTINGS, limits=limits, autoconfirm=autoconfirm)
     run = drive("GET", "/settings", settings=settings)
     assert run.commands == []
-    assert run.body == {
-        "external": {"anonymous_users": False, "email": False, "phone": True},
+    body = run.body
+    external = body["external"]
+    assert {k: external.pop(k) for k in ("anonymous_users", "email", "phone")} == {
+        "anonymous_users": False,
+        "email": False,
+        "phone": True,
+    }
+    # Every OAuth provider GoTrue lists, none configured.
+    assert {"github", "google", "apple", "azure", "gitlab", "discord"} <= set(external)
+    assert not any(external.values())
+    assert body == {
+        "external": external,
         "disable_signup": True,
         "mailer_autoconfirm": autoconfirm,
         "phone_autoconfirm": autoconfirm,
@@ -818,13 +828,13 @@ def test_password_grant_database_failure_is_500(where: str) -> None:
 @pytest.mark.parametrize(
     ("query", "body", "status", "code"),
     [
-        ("grant_type=pkce", {"auth_code": "a", "code_verifier": "b"}, 400, "invalid_credentials"),
         (
             "grant_type=id_token",
             {"id_token": "x", "provider": "google"},
             400,
-            "invalid_credentials",
+            "provider_disabled",
         ),
+        ("grant_type=pkce", {"auth_code": "", "code_verifier": "b"}, 400, "validation_failed"),
         ("grant_type=magic", {}, 400, "invalid_credentials"),
         ("", {}, 400, "invalid_credentials"),
         ("grant_type=web3", {}, 422, "web3_provider_disabled"),
@@ -841,7 +851,7 @@ def test_token_refusals_before_any_io(query: str, body: object, status: int, cod
 
 
 def test_token_unsupported_grant_message() -> None:
-    run = drive("POST", "/token?grant_type=pkce", {"auth_code": "a", "code_verifier": "b"})
+    run = drive("POST", "/token?grant_type=magic", {"auth_code": "a", "code_verifier": "b"})
     assert run.body["message"] == "unsupported_grant_type"
 
 

@@ -267,7 +267,7 @@ def test_admit_invalid_key_is_401_in_service_shape(key: str, target: str, expect
 # --- GoTrue endpoints open without a key ------------------------------------------------------
 
 
-@pytest.mark.parametrize("subpath", ["/health", "/settings"])
+@pytest.mark.parametrize("subpath", ["/health", "/settings", "/authorize", "/callback", "/verify"])
 def test_admit_auth_health_and_settings_need_no_key(subpath: str) -> None:
     assert admitted(f"/auth/v1{subpath}") == Dispatch(
         service=Service.AUTH, subpath=subpath, role="anon"
@@ -289,7 +289,15 @@ def test_admit_auth_health_and_settings_refuse_bad_key(subpath: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "target", ["/auth/v1/health/", "/auth/v1/settings/x", "/rest/v1/health", "/storage/v1/settings"]
+    "target",
+    [
+        "/auth/v1/health/",
+        "/auth/v1/settings/x",
+        "/rest/v1/health",
+        "/storage/v1/settings",
+        "/auth/v1/authorize/x",
+        "/auth/v1/user",
+    ],
 )
 def test_admit_other_health_like_paths_need_key(target: str) -> None:
     response = admitted(target)
