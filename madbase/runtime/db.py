@@ -241,29 +241,40 @@ class Pool:
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         """Borrow a connection; raise `DbUnavailable` if none can be had in time."""
+        conn = await self._borrow()
+        try:
+            yield conn
+        finally:
+            self._give_back(conn)
+
+    async def _borrow(self) -> Connection:
+        """A connection, its slot taken; `_give_back` returns both."""
         if self._closed:
             raise DbUnavailable("the pool is closed")
-        with trio.move_on_after(self._settings.acquire_timeout) as scope:
-            await self._slots.acquire()
-        if scope.cancelled_caught:
-            raise DbUnavailable("timed out waiting for a database connection")
+        try:
+            # The usual case, a free slot: no timeout scope to set up.
+            self._slots.acquire_nowait()
+        except trio.WouldBlock:
+            with trio.move_on_after(self._settings.acquire_timeout) as scope:
+                await self._slots.acquire()
+            if scope.cancelled_caught:
+                raise DbUnavailable("timed out waiting for a database connection") from None
         try:
             if self._idle:
                 conn = self._idle.pop()
                 conn.reused = True
-            else:
-                conn = await Connection.connect(
-                    self._conninfo, timeout=self._settings.connect_timeout
-                )
-            try:
-                yield conn
-            finally:
-                if conn.broken or self._closed:
-                    conn.close()
-                else:
-                    self._idle.append(conn)
-        finally:
+                return conn
+            return await Connection.connect(self._conninfo, timeout=self._settings.connect_timeout)
+        except BaseException:
             self._slots.release()
+            raise
+
+    def _give_back(self, conn: Connection) -> None:
+        if conn.broken or self._closed:
+            conn.close()
+        else:
+            self._idle.append(conn)
+        self._slots.release()
 
     async def run(self, tx: Transaction) -> list[DbResult] | DbError:
         """Run `tx` on a pooled connection.
@@ -276,16 +287,20 @@ class Pool:
             DbTimeout: it did not finish within the query timeout.
         """
         for attempt in (1, 2):
-            async with self.connection() as conn:
-                try:
-                    with trio.fail_after(self._settings.query_timeout):
-                        return await conn.run(tx)
-                except trio.TooSlowError:
-                    raise DbTimeout("the database did not answer in time") from None
-                except DbUnavailable:
-                    if attempt == 2 or not conn.reused:
-                        raise
-                    self._drop_idle()
+            # `_borrow`/`_give_back` rather than `connection()`: no context-manager generator on
+            # the hot path.
+            conn = await self._borrow()
+            try:
+                with trio.fail_after(self._settings.query_timeout):
+                    return await conn.run(tx)
+            except trio.TooSlowError:
+                raise DbTimeout("the database did not answer in time") from None
+            except DbUnavailable:
+                if attempt == 2 or not conn.reused:
+                    raise
+                self._drop_idle()
+            finally:
+                self._give_back(conn)
         raise AssertionError("unreachable")
 
     async def execute_script(self, sql: str) -> DbError | None:
