@@ -95,7 +95,8 @@ class Response:
 
     def with_headers(self, extra: Headers) -> Response:
         """This response with `extra` headers appended."""
-        return attrs.evolve(self, headers=self.headers + extra)
+        # Built directly: attrs.evolve costs several microseconds on every response.
+        return Response(status=self.status, headers=self.headers + extra, body=self.body)
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (lower-case), or None."""

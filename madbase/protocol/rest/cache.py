@@ -32,6 +32,7 @@ from madbase.protocol.rest.request import (
     request_cookies,
 )
 from madbase.protocol.rest.schema import SchemaSnapshot
+from madbase.protocol.sql import Transaction
 
 __all__ = ["PlanCache"]
 
@@ -120,8 +121,14 @@ def _rebind(
     if cookies != api.cookies:
         api = attrs.evolve(api, cookies=cookies)
     settings = request_settings(api, auth, subpath, headers_json)
+    tx = plan.transaction
     return attrs.evolve(
         plan,
-        transaction=attrs.evolve(plan.transaction, settings=settings),
+        transaction=Transaction(
+            settings=settings,
+            statements=tx.statements,
+            read_only=tx.read_only,
+            rollback=tx.rollback,
+        ),
         anonymous=auth.role == "anon",
     )

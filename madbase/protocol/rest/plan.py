@@ -115,7 +115,11 @@ def request_settings(
     search_path = ", ".join(
         '"' + s.replace('"', '""') + '"' for s in (api.target.schema, *_EXTRA_SEARCH_PATH)
     )
-    cookies = json.dumps(dict(api.cookies), separators=(",", ":"), ensure_ascii=False)
+    cookies = (
+        json.dumps(dict(api.cookies), separators=(",", ":"), ensure_ascii=False)
+        if api.cookies
+        else "{}"
+    )
     out = [
         ("search_path", search_path),
         ("role", auth.role),
