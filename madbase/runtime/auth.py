@@ -8,6 +8,7 @@ machine), and random bytes.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,14 +27,19 @@ from madbase.protocol.auth import (
     Flow,
     HashPassword,
     HashScheme,
+    MailSettings,
     RunTransaction,
+    SendMail,
     auth_flow,
     hash_scheme,
 )
 from madbase.protocol.http import Dispatch, Request, Response
 from madbase.runtime.db import Pool
+from madbase.runtime.mailer import Mailer, MailerError
 
 __all__ = ["AuthService"]
+
+log = logging.getLogger(__name__)
 
 # Worker threads hashing at once: one per core of the 2-core reference machine. argon2id with
 # argon2-cffi's defaults takes 64 MiB and ~50 ms per hash, so this also caps memory.
@@ -55,11 +61,18 @@ class AuthService:
         random: Callable[[int], bytes] = secrets.token_bytes,
         hash_limiter: trio.CapacityLimiter | None = None,
         autoconfirm: bool = True,
+        mail: MailSettings | None = None,
+        mailer: Mailer | None = None,
     ) -> None:
         self._pool = pool
         self._settings = AuthSettings(
-            limits=limits, secret=secret, site_url=site_url, autoconfirm=autoconfirm
+            limits=limits,
+            secret=secret,
+            site_url=site_url,
+            autoconfirm=autoconfirm,
+            mail=mail or MailSettings(external_url=limits.issuer),
         )
+        self._mailer = mailer
         self._clock = clock
         self._random = random
         self._limiter = hash_limiter or trio.CapacityLimiter(DEFAULT_HASH_THREADS)
@@ -95,6 +108,20 @@ class AuthService:
                 )
             case DrawRandom(size=size):
                 return self._random(size)
+            case SendMail():
+                return await self._send(command)
+
+    async def _send(self, message: SendMail) -> str | None:
+        """Deliver a mail; the reason it failed (logged here, never sent to the client)."""
+        if self._mailer is None:
+            log.warning("no mailer configured: %s mail to a user was not sent", message.kind)
+            return "no mailer configured"
+        try:
+            await self._mailer.send(message)
+        except MailerError as err:
+            log.warning("%s mail not delivered: %s", message.kind, err)
+            return str(err)
+        return None
 
     def _check(self, encoded: str, password: str) -> bool:
         """Verify by scheme (in a worker thread); unknown schemes and no password never match."""

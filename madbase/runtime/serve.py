@@ -16,7 +16,7 @@ import attrs
 import trio
 
 from madbase.config import Config
-from madbase.protocol.auth import AuthLimits, BearerVerifier
+from madbase.protocol.auth import AuthLimits, BearerVerifier, MailSettings
 from madbase.protocol.http import Service
 from madbase.protocol.rest import RestLimits
 from madbase.runtime.app import App
@@ -24,12 +24,21 @@ from madbase.runtime.auth import AuthService
 from madbase.runtime.db import Pool
 from madbase.runtime.embedded import EmbeddedPostgres
 from madbase.runtime.http import HttpServer
+from madbase.runtime.mailer import Mailer, OutboxMailer, SmtpMailer
 from madbase.runtime.migrate import migrate
 from madbase.runtime.rest import RestService
 from madbase.runtime.schema_cache import SchemaCache
 from madbase.runtime.secrets import ProjectSecrets
 
-__all__ = ["Project", "Ready", "database_url", "open_project", "run_server"]
+__all__ = [
+    "Project",
+    "Ready",
+    "auth_service",
+    "database_url",
+    "mailer_for",
+    "open_project",
+    "run_server",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +73,11 @@ def database_url(config: Config) -> str:
 
 
 @contextlib.asynccontextmanager
-async def open_project(config: Config) -> AsyncIterator[Project]:
+async def open_project(config: Config, *, url: str | None = None) -> AsyncIterator[Project]:
     """Database (embedded or external), migrations and the `App`; all stopped on exit.
 
     Used by `run_server` and by the ASGI entry point, so both serve the same application.
+    `url` is the base URL clients use when it differs from `config.url` (a port picked at bind).
     """
     secrets_ = ProjectSecrets.load_or_create(config.data_dir, jwt_secret=config.jwt_secret)
     async with trio.open_nursery() as root:
@@ -92,16 +102,40 @@ async def open_project(config: Config) -> AsyncIterator[Project]:
                 limits=RestLimits(),
                 schemas=config.db_schemas,
             )
-            app.services[Service.AUTH] = AuthService(
-                pool=pool,
-                secret=secrets_.jwt_secret,
-                limits=AuthLimits(issuer=f"{config.url}/auth/v1"),
-                site_url=config.url,
-            )
+            app.services[Service.AUTH] = auth_service(config, pool, secrets_.jwt_secret, url=url)
             yield Project(app=app, secrets=secrets_, db_url=db_url)
         finally:
             pool.close()
             root.cancel_scope.cancel()
+
+
+def mailer_for(config: Config) -> Mailer:
+    """The mailer `config.mailer` names."""
+    if config.mailer == "smtp":
+        return SmtpMailer(config.smtp)
+    return OutboxMailer(config.outbox_dir, sender=config.smtp.sender)
+
+
+def auth_service(config: Config, pool: Pool, secret: str, *, url: str | None = None) -> AuthService:
+    """The `/auth/v1` service as configured; `url` overrides the server's base URL."""
+    base = url or config.url
+    auth = config.auth
+    return AuthService(
+        pool=pool,
+        secret=secret,
+        limits=AuthLimits(issuer=f"{base}/auth/v1"),
+        site_url=config.site_url or base,
+        autoconfirm=auth.autoconfirm,
+        mail=MailSettings(
+            external_url=f"{base}/auth/v1",
+            redirect_allow_list=auth.redirect_urls,
+            otp_expiry_seconds=auth.otp_expiry,
+            max_frequency_seconds=auth.email_max_frequency,
+            secure_email_change=auth.secure_email_change,
+            password_require_reauthentication=auth.secure_password_change,
+        ),
+        mailer=mailer_for(config),
+    )
 
 
 async def run_server(
@@ -112,14 +146,15 @@ async def run_server(
     task_status: trio.TaskStatus[Ready] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run everything until `stop` is set, then shut down in order."""
-    async with open_project(config) as project:
+    # Bound first, so that a port picked by the system (0) is known to the links auth mails.
+    listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+    port = listeners[0].socket.getsockname()[1]
+    url = attrs.evolve(config, port=port).url
+    async with open_project(config, url=url) as project:
         app = project.app
         if configure is not None:
             configure(app)
         server = HttpServer(app, config.http)
-        listeners = await trio.open_tcp_listeners(config.port, host=config.host)
-        port = listeners[0].socket.getsockname()[1]
-        url = attrs.evolve(config, port=port).url
         async with trio.open_nursery() as http:
             await http.start(server.serve, listeners)
             task_status.started(

@@ -129,6 +129,11 @@ from madbase.protocol.auth.limits import (
     AuthLimits,
     parse_required_characters,
 )
+from madbase.protocol.auth.mail import (
+    MailKind,
+    MailSettings,
+    SendMail,
+)
 from madbase.protocol.auth.passwords import (
     CheckPassword,
     HashPassword,
@@ -246,6 +251,8 @@ __all__ = [
     "InsufficientAal",
     "InvalidCredentials",
     "LogoutScope",
+    "MailKind",
+    "MailSettings",
     "ManualLinkingDisabled",
     "MfaChallengeExpired",
     "MfaFactorNameConflict",
@@ -297,6 +304,7 @@ __all__ = [
     "RunTransaction",
     "SamePassword",
     "SamlProviderDisabled",
+    "SendMail",
     "Session",
     "SessionExpired",
     "SessionNotFound",

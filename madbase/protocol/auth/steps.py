@@ -7,6 +7,7 @@ and is sent the result. The commands and what the runtime sends back:
     HashPassword(...)      -> str                        (argon2id, in a worker thread)
     CheckPassword(...)     -> bool                       (by the hash's scheme)
     DrawRandom(size)       -> bytes                      (from a CSPRNG)
+    SendMail(...)          -> None | str                 (delivered, or why not; see `mail`)
 
 The helpers here (`run`, `draw_random`, `authenticate`, `session_body`, ...) are the steps the
 endpoint modules share: each endpoint module imports them, never another endpoint module.
@@ -34,6 +35,7 @@ from madbase.protocol.auth.errors import (
     WeakPassword,
 )
 from madbase.protocol.auth.limits import AuthLimits
+from madbase.protocol.auth.mail import MailSettings, SendMail
 from madbase.protocol.auth.passwords import (
     CheckPassword,
     HashPassword,
@@ -101,7 +103,7 @@ class DrawRandom:
     size: int
 
 
-AuthCommand: TypeAlias = RunTransaction | HashPassword | CheckPassword | DrawRandom
+AuthCommand: TypeAlias = RunTransaction | HashPassword | CheckPassword | DrawRandom | SendMail
 Flow: TypeAlias = Generator[AuthCommand, object, T]
 
 
@@ -113,8 +115,10 @@ class AuthSettings:
     limits: AuthLimits
     secret: str = attrs.field(repr=False)
     site_url: str
-    # GoTrue's MAILER_AUTOCONFIRM; on for local development (no mailer yet), so signup signs in.
+    # GoTrue's MAILER_AUTOCONFIRM; on for local development, so signup signs in.
     autoconfirm: bool = True
+    # Links, redirect allow list, OTP expiry and resend interval of the mailing flows.
+    mail: MailSettings = attrs.field(factory=MailSettings)
 
 
 # --- the commands, typed -----------------------------------------------------------------------
