@@ -240,7 +240,7 @@ def confirm_email_change(user_id: str, *, identity_id: str, now: datetime) -> St
         " email_confirmed_at = coalesce(email_confirmed_at, $3::timestamptz),"
         " raw_user_meta_data = coalesce(raw_user_meta_data, '{}'::jsonb)"
         " || '{\"email_verified\": true}'::jsonb, updated_at = $3::timestamptz"
-        " where id = $1::uuid and email_change <> '' returning id, email_change as email),"
+        " where id = $1::uuid and email_change <> '' returning id, email),"
         " d as (delete from auth.one_time_tokens where user_id = $1::uuid)"
         " insert into auth.identities (id, provider_id, user_id, identity_data, provider,"
         " created_at, updated_at) select $2::uuid, u.id::text, u.id, jsonb_build_object('sub',"
