@@ -131,7 +131,14 @@ def test_supabase_js_against_gateway_and_rest(tmp_path: Path) -> None:
     served = start(data_dir)
     try:
         create_rest_schema(served)
-        done = run_node_tests(served, extra_env={"MADBASE_USER_TOKEN": user_token(data_dir, ANN)})
+        done = run_node_tests(
+            served,
+            extra_env={
+                "MADBASE_USER_TOKEN": user_token(data_dir, ANN),
+                # The default mailer of `madbase serve` writes auth mail here (auth.test.mjs).
+                "MADBASE_OUTBOX": str(data_dir / "outbox"),
+            },
+        )
     finally:
         served.stop()
     passed = re.search(r"^# pass (\d+)$", done.stdout, re.MULTILINE)
