@@ -58,7 +58,8 @@ class SendMail:
     """Command: deliver one message; the runtime answers None, or a reason it could not."""
 
     to: str
-    subject: str
+    # The reauthentication subject carries the code: out of reprs, like the bodies.
+    subject: str = attrs.field(repr=False)
     html: str = attrs.field(repr=False)
     text: str = attrs.field(repr=False)
     kind: MailKind

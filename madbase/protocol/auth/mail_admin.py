@@ -196,6 +196,10 @@ def _generate_link(request: Request, settings: AuthSettings, *, now: datetime) -
             kind, password = "signup", ""
         elif kind in ("recovery", "email_change_current", "email_change_new"):
             raise UserNotFound("User with this email not found")
+        elif kind == "signup":
+            if not password:
+                raise ValidationFailed("Signup requires a valid password")
+            check_password_strength(password, settings.limits)
     if kind not in _LINK_TYPES:
         raise ValidationFailed(f"Invalid email action link type requested: {kind}")
     random = yield from draw_random(OTP_RANDOM_BYTES + 3 * UUID_BYTES)
@@ -210,7 +214,6 @@ def _generate_link(request: Request, settings: AuthSettings, *, now: datetime) -
         if user is None:
             encrypted = None
             if kind == "signup" and password:
-                check_password_strength(password, settings.limits)
                 encrypted = yield from hash_password(password)
             user = yield from _create(email, data, settings, now=now, password_hash=encrypted)
         elif kind == "signup" and data:

@@ -92,7 +92,7 @@ def admit(request: Request, *, keys: ApiKeyVerifier, now: datetime) -> Response 
     service, subpath = _route(path)
     if service is None:
         return render_error(None, RouteNotFound("no Route matched with those values"))
-    if service is Service.AUTH and subpath.rstrip("/") in ("/health", "/settings", "/verify"):
+    if service is Service.AUTH and subpath in ("/health", "/settings", "/verify"):
         # GoTrue answers these without a key (Supabase's gateway leaves /verify open: it is the
         # link in auth mails, opened by a browser); dispatched with the anon role.
         key = request.header("apikey") or request.query_param("apikey")

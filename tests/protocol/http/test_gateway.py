@@ -288,8 +288,22 @@ def test_admit_auth_health_and_settings_refuse_bad_key(subpath: str) -> None:
     assert response.status == 401
 
 
+def test_admit_auth_verify_link_needs_no_key() -> None:
+    # The link in auth mails is opened by a browser, without an API key.
+    assert admitted("/auth/v1/verify?token=h&type=signup") == Dispatch(
+        service=Service.AUTH, subpath="/verify", role="anon"
+    )
+
+
 @pytest.mark.parametrize(
-    "target", ["/auth/v1/health/", "/auth/v1/settings/x", "/rest/v1/health", "/storage/v1/settings"]
+    "target",
+    [
+        "/auth/v1/health/",
+        "/auth/v1/settings/x",
+        "/auth/v1/verify/x",
+        "/rest/v1/health",
+        "/storage/v1/settings",
+    ],
 )
 def test_admit_other_health_like_paths_need_key(target: str) -> None:
     response = admitted(target)
