@@ -853,3 +853,68 @@ def test_put_user_nonce_needs_an_email() -> None:
         settings=SECURE,
     )
     assert (run.status, run.code) == (422, "reauthentication_not_valid")
+
+
+# --- a user deleted while the flow ran -------------------------------------------------------------
+
+
+def gone(command: AuthCommand) -> object:
+    """The write ran, but the user row was gone at the final select."""
+    results = tx()(command)
+    assert isinstance(results, list)
+    results[-2] = attrs.evolve(results[-2], rows=STORED)
+    return results
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "answers", "token"),
+    [
+        ("POST", "/recover", {"email": EMAIL}, [found(user()), rand, rand, gone], None),
+        (
+            "POST",
+            "/verify",
+            {"type": "signup", "token_hash": "h"},
+            [token_row(user(confirmation_sent_at=SENT), "confirmation_token"), rand, tx()],
+            None,
+        ),
+        ("POST", "/invite", {"email": EMAIL}, [found(), rand, tx()], "service"),
+        (
+            "POST",
+            "/admin/generate_link",
+            {"type": "recovery", "email": EMAIL},
+            [found(user()), rand, tx()],
+            "service",
+        ),
+        (
+            "PUT",
+            "/user",
+            {"email": "new@example.com"},
+            [me(user()), rand, tx(first=((b"f",),)), tx(last=((user(),),)), rand, gone, sent, sent],
+            "user",
+        ),
+    ],
+)
+def test_user_deleted_meanwhile_is_500(
+    method: str, path: str, body: object, answers: list[Answer], token: str | None
+) -> None:
+    bearer = {"service": service_token(), "user": access_token(), None: None}[token]
+    run = drive(method, path, body, answers, token=bearer, settings=MAIL_SETTINGS)
+    assert (run.status, run.code) == (500, "unexpected_failure")
+
+
+def test_email_change_lost_race_is_429_and_plain_change_mails_once() -> None:
+    race = put_user(
+        {"email": "new@example.com"},
+        [me(user()), rand, tx(first=((b"f",),)), tx(last=((user(),),)), rand, tx()],
+    )
+    assert (race.status, race.code) == (429, "over_email_send_rate_limit")
+    plain = attrs.evolve(MAIL_SETTINGS, mail=MailSettings(secure_email_change=False))
+    run = put_user(
+        {"email": "new@example.com"},
+        [me(user()), rand, tx(first=((b"f",),)), tx(last=((user(),),)), rand, stored(), sent],
+        settings=plain,
+    )
+    assert run.status == 200
+    assert [m.to for m in mails(run)] == ["new@example.com"]
+    change = run.transactions[-1].statements[0]
+    assert change.params[3] == ""  # no token for the current address
