@@ -123,6 +123,14 @@ def _check_interval(last: datetime | None, settings: AuthSettings, now: datetime
     return now - interval
 
 
+def _lost_race(settings: AuthSettings) -> OverEmailSendRateLimit:
+    """Another request stored a token of the same kind between our read and our write."""
+    return OverEmailSendRateLimit(
+        "For security purposes, you can only request this after"
+        f" {settings.mail.max_frequency_seconds} seconds."
+    )
+
+
 def issue_token(
     user: User,
     slot: TokenSlot,
@@ -157,7 +165,7 @@ def issue_token(
         sql.select_user(user.id),
     )
     if not result[-2].rows:  # another request sent one in between
-        _check_interval(now, settings, now)
+        raise _lost_race(settings)
     fresh = sql.decode_user(first(result[-1]))
     if fresh is None:
         raise UnexpectedFailure("user disappeared while issuing a token")
@@ -389,7 +397,7 @@ def send_email_change(
         sql.select_user(user.id),
     )
     if not result[0].rows:
-        _check_interval(now, settings, now)
+        raise _lost_race(settings)
     redirect = redirect_url(request, settings)
     mails = [(new_email, otp_new, new_hash)]
     if secure:
