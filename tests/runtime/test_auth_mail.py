@@ -492,3 +492,20 @@ async def test_delivery_failure_is_a_500(auth: Auth) -> None:
     assert await auth.error(
         "POST", "/signup", {"email": "ann@example.com", "password": "s3cret-pass"}
     ) == (500, "unexpected_failure")
+
+
+async def test_without_a_mailer_mails_fail_as_500(database: str) -> None:
+    pool = Pool(database, DbSettings())
+    try:
+        await migrate(pool)
+        service = AuthService(
+            pool=pool, secret=SECRET, limits=AuthLimits(), site_url=SITE, autoconfirm=False
+        )
+        auth = Auth(service, Clock(), Inbox(), database)
+        response = await auth.call(
+            "POST", "/signup", {"email": "ann@example.com", "password": "s3cret-pass"}
+        )
+        assert response.status == 500
+        assert json.loads(response.body)["message"] == "Error sending confirmation email"
+    finally:
+        pool.close()

@@ -170,7 +170,8 @@ def _magic_link(
             sql.select_user(target),
         )
         user = sql.decode_user(first(result[-1]))
-        assert user is not None
+        if user is None:  # deleted by someone else meanwhile
+            raise UnexpectedFailure("Database error saving new user")
         if not settings.autoconfirm:
             # The confirmation mail doubles as the magic link.
             issued = yield from issue_token(

@@ -16,15 +16,23 @@ from urllib.parse import parse_qs, urlsplit
 import attrs
 import jwt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from madbase.protocol.auth import (
     AuthCommand,
+    DrawRandom,
+    HashPassword,
     MailKind,
     MailSettings,
+    RunTransaction,
     SendMail,
+    auth_flow,
     otp_token_hash,
 )
 from madbase.protocol.auth.mail import otp_from_random
+from madbase.protocol.http import Response
+from madbase.protocol.sql import DbResult
 from tests.protocol.auth.test_flows import (
     NOW,
     RANDOM,
@@ -38,6 +46,7 @@ from tests.protocol.auth.test_flows import (
     drive,
     fail,
     hashed,
+    make_request,
     rand,
     tx,
     user_json,
@@ -925,3 +934,128 @@ def test_email_change_lost_race_is_429_and_plain_change_mails_once() -> None:
     assert [m.to for m in mails(run)] == ["new@example.com"]
     change = run.transactions[-1].statements[0]
     assert change.params[3] == ""  # no token for the current address
+
+
+def test_otp_new_user_gone_before_the_mail_is_500() -> None:
+    run = post("/otp", {"email": EMAIL}, [found(), rand, tx()])
+    assert (run.status, run.code) == (500, "unexpected_failure")
+
+
+# --- totality: whatever the body, a 4xx or a served answer, never a 500 of ours -----------------
+
+FIELDS = st.sampled_from(
+    [
+        "email",
+        "phone",
+        "token",
+        "token_hash",
+        "type",
+        "data",
+        "create_user",
+        "new_email",
+        "password",
+        "redirect_to",
+        "channel",
+        "nonce",
+    ]
+)
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            EMAIL,
+            "x@y.z",
+            "+15550100",
+            "signup",
+            "invite",
+            "magiclink",
+            "recovery",
+            "email",
+            "email_change",
+            "email_change_new",
+            "email_change_current",
+            "sms",
+            "123456",
+            "http://localhost:3000/x",
+        ]
+    ),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
+
+
+def lenient(row_exists: bool) -> Answer:
+    """A runtime that answers anything: a user row for every lookup if `row_exists`."""
+
+    def answer(command: AuthCommand) -> object:
+        if isinstance(command, SendMail):
+            return None
+        if not isinstance(command, RunTransaction):
+            if isinstance(command, DrawRandom):
+                return RANDOM[: command.size]
+            return "h" if isinstance(command, HashPassword) else False
+        results: list[DbResult] = []
+        for statement in command.tx.statements:
+            if "exists(select 1 from auth.sessions" in statement.sql:  # the bearer's user
+                rows = ((user(), b"t"),)
+            elif statement.sql.startswith("select jsonb_build_object") and (
+                row_exists or not command.tx.read_only
+            ):
+                rows: tuple[tuple[bytes | None, ...], ...] = ((user(email_confirmed_at=None),),)
+            elif "one_time_tokens o" in statement.sql and row_exists:
+                rows = (
+                    (user(confirmation_sent_at=SENT, recovery_sent_at=SENT), b"recovery_token"),
+                )
+            elif statement.sql.startswith(
+                (
+                    "with u as",
+                    "select exists",
+                    "select created_at >",
+                    "select email_change_confirm_status",
+                )
+            ):
+                rows = ((b"f",),) if "exists" in statement.sql or ">" in statement.sql else STORED
+            else:
+                rows = ()
+            results.append(DbResult(rows=rows, command="OK"))
+        return results
+
+    return answer
+
+
+@given(
+    route=st.sampled_from(
+        [
+            ("POST", "/otp"),
+            ("POST", "/magiclink"),
+            ("POST", "/recover"),
+            ("POST", "/resend"),
+            ("POST", "/verify"),
+            ("POST", "/invite"),
+            ("POST", "/admin/generate_link"),
+            ("PUT", "/user"),
+        ]
+    ),
+    body=st.dictionaries(FIELDS, VALUES, max_size=5),
+    row_exists=st.booleans(),
+)
+def test_mail_routes_answer_every_body(
+    route: tuple[str, str], body: dict[str, object], row_exists: bool
+) -> None:
+    method, path = route
+    token = service_token() if path in ("/invite", "/admin/generate_link") else access_token()
+    request = make_request(method, path, body, token=token)
+    flow = auth_flow(request, path, MAIL_SETTINGS, now=NOW)
+    answer = lenient(row_exists)
+    result: object = None
+    try:
+        for _ in range(50):
+            result = answer(flow.send(result))
+        raise AssertionError("flow did not finish")
+    except StopIteration as stop:
+        response = stop.value
+    assert isinstance(response, Response)
+    if response.status >= 500:
+        assert json.loads(response.body)["message"] == "Unable to get SMS provider", response.body
