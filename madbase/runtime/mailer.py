@@ -1,6 +1,6 @@
 """Delivery of the auth flows' `SendMail` commands: an SMTP relay, or an outbox directory.
 
-`OutboxMailer` writes every message twice into a directory, as `<n>-<kind>.json` (recipient,
+`OutboxMailer` writes every message twice into a directory, as `<time>-<pid>-<n>-<kind>.json` (recipient,
 subject, kind, text and HTML bodies, for tests and local development to read) and as the `.eml`
 that would have been sent. `SmtpMailer` hands the message to an SMTP server with smtplib in a
 worker thread: STARTTLS (required when configured), implicit TLS, or plain text for a relay on
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import smtplib
 import ssl
 from datetime import UTC, datetime
@@ -63,7 +64,7 @@ class OutboxMailer:
         self._counter = itertools.count(1)
 
     async def send(self, message: SendMail) -> None:
-        """Write `<n>-<kind>.json` and `<n>-<kind>.eml`."""
+        """Write `<name>.json` and `<name>.eml` (names sort by time)."""
         number = next(self._counter)
         try:
             await trio.to_thread.run_sync(self._write, message, number)
@@ -73,8 +74,10 @@ class OutboxMailer:
     def _write(self, message: SendMail, number: int) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC)
-        # Unique across restarts and processes: time first (sortable), then pid-free counter.
-        name = f"{stamp.strftime('%Y%m%dT%H%M%S%f')}-{number:06d}-{message.kind.value}"
+        # Sortable by time; the process id and a counter keep worker processes apart.
+        name = (
+            f"{stamp.strftime('%Y%m%dT%H%M%S%f')}-{os.getpid()}-{number:06d}-{message.kind.value}"
+        )
         record = {
             "to": message.to,
             "from": self._sender,
