@@ -1,8 +1,8 @@
 """Delivery of the auth flows' `SendMail` commands: an SMTP relay, or an outbox directory.
 
-`OutboxMailer` writes every message twice into a directory, as `<time>-<pid>-<n>-<kind>.json` (recipient,
-subject, kind, text and HTML bodies, for tests and local development to read) and as the `.eml`
-that would have been sent. `SmtpMailer` hands the message to an SMTP server with smtplib in a
+`OutboxMailer` writes every message twice into a directory, as `<time>-<pid>-<n>-<kind>.json`
+(recipient, subject, kind, text and HTML bodies, for tests and local development to read) and as
+the `.eml` that would have been sent. `SmtpMailer` hands the message to an SMTP server with smtplib in a
 worker thread: STARTTLS (required when configured), implicit TLS, or plain text for a relay on
 loopback. Either raises `MailerError` when the message could not be delivered; credentials never
 appear in the error.
