@@ -99,10 +99,17 @@ class OutboxMailer:
 class SmtpMailer:
     """Sends through one SMTP server, one connection per message."""
 
-    def __init__(self, settings: SmtpSettings, *, limiter: trio.CapacityLimiter | None = None):
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        *,
+        limiter: trio.CapacityLimiter | None = None,
+        context: ssl.SSLContext | None = None,
+    ) -> None:
         self._settings = settings
         self._limiter = limiter or trio.CapacityLimiter(4)
-        self._context = ssl.create_default_context()
+        # The system's trust store and host name checks unless a context is given (a private CA).
+        self._context = context or ssl.create_default_context()
 
     async def send(self, message: SendMail) -> None:
         """Deliver `message` (in a worker thread)."""

@@ -78,7 +78,7 @@ class Auth:
     async def call(
         self, method: str, path: str, body: Any = None, *, token: str | None = None
     ) -> Response:
-        headers = VERSION
+        headers: tuple[tuple[str, str], ...] = VERSION
         if token is not None:
             headers += (("authorization", f"Bearer {token}"),)
         request = Request(
@@ -106,7 +106,7 @@ class Auth:
 
     def sql(self, query: str, *params: object) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.conninfo, autocommit=True) as conn:
-            cur = conn.execute(query, params)  # type: ignore[arg-type]
+            cur = conn.execute(query, params)
             return cur.fetchall() if cur.description else []
 
     def later(self, seconds: int) -> None:

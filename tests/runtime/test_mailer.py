@@ -10,14 +10,21 @@ from __future__ import annotations
 import base64
 import contextlib
 import email
+import ipaddress
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from madbase.config import Config, SmtpSettings
 from madbase.protocol.auth import MailKind, SendMail
@@ -34,13 +41,27 @@ MESSAGE = SendMail(
 
 
 class SmtpServer:
-    """One-thread-per-connection SMTP responder on 127.0.0.1."""
+    """One-thread-per-connection SMTP responder on 127.0.0.1.
 
-    def __init__(self, *, refuse_rcpt: bool = False, auth: tuple[str, str] | None = None) -> None:
+    With `tls` (a server-side SSL context) it offers STARTTLS, or, with `implicit`, speaks TLS
+    from the first byte (port-465 style).
+    """
+
+    def __init__(
+        self,
+        *,
+        refuse_rcpt: bool = False,
+        auth: tuple[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
+        implicit: bool = False,
+    ) -> None:
         self.refuse_rcpt = refuse_rcpt
         self.auth = auth
+        self.tls = tls
+        self.implicit = implicit
         self.messages: list[tuple[str, list[str], bytes]] = []
         self.logins: list[str] = []
+        self.encrypted: list[bool] = []  # per message: was the session under TLS?
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(4)
@@ -65,61 +86,159 @@ class SmtpServer:
 
     def _serve(self, conn: socket.socket) -> None:
         try:
+            if self.implicit:
+                assert self.tls is not None
+                conn = self.tls.wrap_socket(conn, server_side=True)
             self._dialogue(conn)
         except (OSError, UnicodeDecodeError, ValueError, IndexError):
-            conn.close()  # a client speaking TLS, or gone: not SMTP we can answer
+            pass  # a client speaking TLS to a plain server, or gone: not SMTP we can answer
+        finally:
+            conn.close()
 
     def _dialogue(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rb") as reader:
+        self.current = conn
+        try:
+            self._commands(conn)
+        finally:
+            self.current.close()
 
-            def say(line: str) -> None:
-                conn.sendall(line.encode() + b"\r\n")
+    def _commands(self, conn: socket.socket) -> None:
+        reader = conn.makefile("rb")
 
-            say("220 test ESMTP")
-            sender, recipients = "", []
-            while True:
-                line = reader.readline()
-                if not line:
-                    return
-                command = line.decode().strip()
-                verb = command.split(" ", 1)[0].upper()
-                if verb in ("EHLO", "HELO"):
-                    if self.auth:
-                        say("250-test")
-                        say("250 AUTH PLAIN")
-                    else:
-                        say("250 test")
-                elif verb == "AUTH":
-                    raw = base64.b64decode(command.split()[2]).split(b"\0")
-                    self.logins.append(raw[1].decode())
-                    if self.auth == (raw[1].decode(), raw[2].decode()):
-                        say("235 ok")
-                    else:
-                        say("535 bad credentials")
-                elif verb == "MAIL":
-                    sender = command.split(":", 1)[1].strip("<> ")
-                    say("250 ok")
-                elif verb == "RCPT":
-                    if self.refuse_rcpt:
-                        say("550 no such user")
-                    else:
-                        recipients.append(command.split(":", 1)[1].strip("<> "))
-                        say("250 ok")
-                elif verb == "DATA":
-                    say("354 go on")
-                    data = b""
-                    while True:
-                        chunk = reader.readline()
-                        if chunk in (b".\r\n", b""):
-                            break
-                        data += chunk
-                    self.messages.append((sender, recipients, data))
-                    say("250 queued")
-                elif verb == "QUIT":
-                    say("221 bye")
-                    return
+        def say(line: str) -> None:
+            conn.sendall(line.encode() + b"\r\n")
+
+        say("220 test ESMTP")
+        sender, recipients = "", []
+        while True:
+            line = reader.readline()
+            if not line:
+                reader.close()
+                return
+            command = line.decode().strip()
+            verb = command.split(" ", 1)[0].upper()
+            if verb in ("EHLO", "HELO"):
+                extensions = []
+                if (
+                    self.tls is not None
+                    and not self.implicit
+                    and not isinstance(conn, ssl.SSLSocket)
+                ):
+                    extensions.append("STARTTLS")
+                if self.auth:
+                    extensions.append("AUTH PLAIN")
+                lines = ["test", *extensions]  # smtplib takes the first line as the greeting
+                for i, text in enumerate(lines):
+                    say(f"250{' ' if i == len(lines) - 1 else '-'}{text}")
+            elif verb == "STARTTLS":
+                assert self.tls is not None
+                say("220 go ahead")
+                reader.close()
+                conn = self.current = self.tls.wrap_socket(conn, server_side=True)
+                reader = conn.makefile("rb")
+            elif verb == "AUTH":
+                raw = base64.b64decode(command.split()[2]).split(b"\0")
+                self.logins.append(raw[1].decode())
+                if self.auth == (raw[1].decode(), raw[2].decode()):
+                    say("235 ok")
                 else:
+                    say("535 bad credentials")
+            elif verb == "MAIL":
+                sender = command.split(":", 1)[1].strip("<> ")
+                say("250 ok")
+            elif verb == "RCPT":
+                if self.refuse_rcpt:
+                    say("550 no such user")
+                else:
+                    recipients.append(command.split(":", 1)[1].strip("<> "))
                     say("250 ok")
+            elif verb == "DATA":
+                say("354 go on")
+                data = b""
+                while True:
+                    chunk = reader.readline()
+                    if chunk in (b".\r\n", b""):
+                        break
+                    data += chunk
+                self.messages.append((sender, recipients, data))
+                self.encrypted.append(isinstance(conn, ssl.SSLSocket))
+                say("250 queued")
+            elif verb == "QUIT":
+                say("221 bye")
+                reader.close()
+                return
+            else:
+                say("250 ok")
+
+
+def certificates(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A throw-away CA and a certificate for 127.0.0.1: (server context, client context)."""
+    now = datetime.now(UTC)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("test CA"))
+        .issuer_name(name("test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    cert_file, key_file, ca_file = tmp_path / "leaf.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert_file.write_bytes(leaf.public_bytes(pem))
+    ca_file.write_bytes(ca.public_bytes(pem))
+    key_file.write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(ca_file))
+    return server, client
 
 
 @pytest.fixture
@@ -214,6 +333,29 @@ async def test_smtp_refusals_and_unreachable_servers_are_mailer_errors() -> None
         await SmtpMailer(SmtpSettings(host="127.0.0.1", port=port, tls="off", timeout=2)).send(
             MESSAGE
         )
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+async def test_smtp_over_tls(tmp_path: Path, implicit: bool) -> None:
+    server_context, client_context = certificates(tmp_path)
+    server = SmtpServer(tls=server_context, implicit=implicit, auth=("u", "p"))
+    try:
+        settings = SmtpSettings(
+            host="127.0.0.1",
+            port=server.port,
+            tls="tls" if implicit else "starttls",
+            user="u",
+            password="p",
+        )
+        await SmtpMailer(settings, context=client_context).send(MESSAGE)
+        assert server.encrypted == [True]
+        assert server.logins == ["u"]
+        # The system trust store does not know the test CA: refused, nothing sent.
+        with pytest.raises(MailerError):
+            await SmtpMailer(settings).send(MESSAGE)
+        assert len(server.messages) == 1
+    finally:
+        server.close()
 
 
 async def test_smtp_starttls_is_required_when_configured(smtp_server: SmtpServer) -> None:

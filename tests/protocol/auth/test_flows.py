@@ -484,6 +484,7 @@ def test_signup_email_autoconfirm_signs_in() -> None:
 
 def sent(command: AuthCommand) -> object:
     assert isinstance(command, SendMail), command
+    return None
 
 
 def test_signup_without_autoconfirm_returns_the_user_only() -> None:

@@ -998,12 +998,13 @@ def lenient(row_exists: bool) -> Answer:
             return "h" if isinstance(command, HashPassword) else False
         results: list[DbResult] = []
         for statement in command.tx.statements:
+            rows: tuple[tuple[bytes | None, ...], ...]
             if "exists(select 1 from auth.sessions" in statement.sql:  # the bearer's user
                 rows = ((user(), b"t"),)
             elif statement.sql.startswith("select jsonb_build_object") and (
                 row_exists or not command.tx.read_only
             ):
-                rows: tuple[tuple[bytes | None, ...], ...] = ((user(email_confirmed_at=None),),)
+                rows = ((user(email_confirmed_at=None),),)
             elif "one_time_tokens o" in statement.sql and row_exists:
                 rows = (
                     (user(confirmation_sent_at=SENT, recovery_sent_at=SENT), b"recovery_token"),
