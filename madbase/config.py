@@ -99,6 +99,9 @@ class AuthConfig:
     secure_email_change: bool = True
     # SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION: a mailed nonce for password changes.
     secure_password_change: bool = False
+    # EXTERNAL_PHONE_ENABLED: phone sign-up and SMS codes, which go to the outbox directory as
+    # `*-sms.json` files (MadBase has no SMS provider).
+    phone: bool = False
 
 
 @final
@@ -342,6 +345,7 @@ _SETTINGS: Final[Sequence[_Setting]] = (
     _Setting("auth_email_max_frequency", _int(0, 86400), "auth"),
     _Setting("auth_secure_email_change", _bool, "auth"),
     _Setting("auth_secure_password_change", _bool, "auth"),
+    _Setting("auth_phone", _bool, "auth"),
 )
 
 # Settings groups: `<group>_<name>` settings fill the attrs class of `Config.<group>`.

@@ -151,6 +151,7 @@ def test_from_sources_ignores_unprefixed_environment() -> None:
         ("auth_email_max_frequency", "0", lambda c: c.auth.email_max_frequency == 0),
         ("auth_secure_email_change", "off", lambda c: c.auth.secure_email_change is False),
         ("auth_secure_password_change", "on", lambda c: c.auth.secure_password_change is True),
+        ("auth_phone", "yes", lambda c: c.auth.phone is True),
     ],
 )
 @pytest.mark.parametrize("source", ["flag", "env", "dotenv"])
@@ -220,6 +221,7 @@ BAD_VALUES = [
     ("auth_email_max_frequency", "-1"),
     ("auth_secure_email_change", ""),
     ("auth_secure_password_change", "2"),
+    ("auth_phone", "sms"),
 ]
 
 

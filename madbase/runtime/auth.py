@@ -30,12 +30,14 @@ from madbase.protocol.auth import (
     MailSettings,
     RunTransaction,
     SendMail,
+    SendSms,
+    SmsNotSent,
     auth_flow,
     hash_scheme,
 )
 from madbase.protocol.http import Dispatch, Request, Response
 from madbase.runtime.db import Pool
-from madbase.runtime.mailer import Mailer, MailerError
+from madbase.runtime.mailer import Mailer, MailerError, SmsSender
 
 __all__ = ["AuthService"]
 
@@ -63,6 +65,7 @@ class AuthService:
         autoconfirm: bool = True,
         mail: MailSettings | None = None,
         mailer: Mailer | None = None,
+        sms: SmsSender | None = None,
     ) -> None:
         self._pool = pool
         self._settings = AuthSettings(
@@ -73,6 +76,7 @@ class AuthService:
             mail=mail or MailSettings(external_url=limits.issuer),
         )
         self._mailer = mailer
+        self._sms = sms
         self._clock = clock
         self._random = random
         self._limiter = hash_limiter or trio.CapacityLimiter(DEFAULT_HASH_THREADS)
@@ -110,6 +114,18 @@ class AuthService:
                 return self._random(size)
             case SendMail():
                 return await self._send(command)
+            case SendSms():
+                return await self._text(command)
+
+    async def _text(self, message: SendSms) -> str | SmsNotSent:
+        """Send a text message: its id, or why not (logged here, without the number)."""
+        if self._sms is None:
+            return SmsNotSent(reason="no SMS sender configured")
+        try:
+            return await self._sms.send_sms(message)
+        except MailerError as err:
+            log.warning("%s SMS not sent: %s", message.kind, err)
+            return SmsNotSent(reason="the SMS could not be sent")
 
     async def _send(self, message: SendMail) -> str | None:
         """Deliver a mail; the reason it failed (logged here, never sent to the client)."""

@@ -2,7 +2,7 @@
 
 `OutboxMailer` writes every message twice into a directory, as `<time>-<pid>-<n>-<kind>.json`
 (recipient, subject, kind, text and HTML bodies, for tests and local development to read) and as
-the `.eml` that would have been sent. `SmtpMailer` hands the message to an SMTP server with smtplib in a
+the `.eml` that would have been sent; it is also MadBase's only SMS sender (`<...>-sms.json`). `SmtpMailer` hands the message to an SMTP server with smtplib in a
 worker thread: STARTTLS (required when configured), implicit TLS, or plain text for a relay on
 loopback. Either raises `MailerError` when the message could not be delivered; credentials never
 appear in the error.
@@ -24,9 +24,9 @@ from typing import Protocol, final
 import trio
 
 from madbase.config import SmtpSettings
-from madbase.protocol.auth import SendMail
+from madbase.protocol.auth import SendMail, SendSms
 
-__all__ = ["Mailer", "MailerError", "OutboxMailer", "SmtpMailer", "build_message"]
+__all__ = ["Mailer", "MailerError", "OutboxMailer", "SmsSender", "SmtpMailer", "build_message"]
 
 
 class MailerError(Exception):
@@ -38,6 +38,13 @@ class Mailer(Protocol):
 
     async def send(self, message: SendMail) -> None:
         """Deliver `message`."""
+
+
+class SmsSender(Protocol):
+    """Sends one text message and returns its id, or raises `MailerError`."""
+
+    async def send_sms(self, message: SendSms) -> str:
+        """Send `message`."""
 
 
 def build_message(message: SendMail, sender: str, sender_name: str = "") -> EmailMessage:
@@ -71,13 +78,40 @@ class OutboxMailer:
         except OSError as err:
             raise MailerError(f"cannot write to the outbox {self.directory}: {err}") from None
 
-    def _write(self, message: SendMail, number: int) -> None:
+    async def send_sms(self, message: SendSms) -> str:
+        """Write `<name>-sms.json` (to, text, kind); the name is the message id."""
+        number = next(self._counter)
+        try:
+            return await trio.to_thread.run_sync(self._write_sms, message, number)
+        except OSError as err:
+            raise MailerError(f"cannot write to the outbox {self.directory}: {err}") from None
+
+    def _name(self, number: int, kind: str) -> tuple[str, datetime]:
         self.directory.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC)
         # Sortable by time; the process id and a counter keep worker processes apart.
-        name = (
-            f"{stamp.strftime('%Y%m%dT%H%M%S%f')}-{os.getpid()}-{number:06d}-{message.kind.value}"
-        )
+        return f"{stamp.strftime('%Y%m%dT%H%M%S%f')}-{os.getpid()}-{number:06d}-{kind}", stamp
+
+    def _write_json(self, name: str, record: dict[str, str]) -> None:
+        # Written under a temporary name first: a reader that sees the file can read it whole.
+        tmp = self.directory / f".{name}.json.tmp"
+        tmp.write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
+        tmp.replace(self.directory / f"{name}.json")
+
+    def _write_sms(self, message: SendSms, number: int) -> str:
+        name, stamp = self._name(number, "sms")
+        record = {
+            "to": message.to,
+            "kind": message.kind,
+            "channel": "sms",
+            "text": message.text,
+            "sent_at": stamp.isoformat(),
+        }
+        self._write_json(name, record)
+        return name
+
+    def _write(self, message: SendMail, number: int) -> None:
+        name, stamp = self._name(number, message.kind.value)
         record = {
             "to": message.to,
             "from": self._sender,
@@ -89,10 +123,7 @@ class OutboxMailer:
         }
         eml = build_message(message, self._sender).as_bytes()
         (self.directory / f"{name}.eml").write_bytes(eml)
-        # The JSON file last: a reader that sees it can read both.
-        tmp = self.directory / f".{name}.json.tmp"
-        tmp.write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
-        tmp.replace(self.directory / f"{name}.json")
+        self._write_json(name, record)  # last: a reader that sees it can read both
 
 
 @final

@@ -123,7 +123,7 @@ def auth_service(config: Config, pool: Pool, secret: str, *, url: str | None = N
     return AuthService(
         pool=pool,
         secret=secret,
-        limits=AuthLimits(issuer=f"{base}/auth/v1"),
+        limits=AuthLimits(issuer=f"{base}/auth/v1", phone_enabled=auth.phone),
         site_url=config.site_url or base,
         autoconfirm=auth.autoconfirm,
         mail=MailSettings(
@@ -133,8 +133,10 @@ def auth_service(config: Config, pool: Pool, secret: str, *, url: str | None = N
             max_frequency_seconds=auth.email_max_frequency,
             secure_email_change=auth.secure_email_change,
             password_require_reauthentication=auth.secure_password_change,
+            sms_enabled=auth.phone,
         ),
         mailer=mailer_for(config),
+        sms=OutboxMailer(config.outbox_dir, sender=config.smtp.sender) if auth.phone else None,
     )
 
 

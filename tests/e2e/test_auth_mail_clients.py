@@ -1,8 +1,9 @@
 """The mailing flows of `/auth/v1` through supabase-py, with autoconfirm off and the outbox mailer.
 
 Sign-up with a confirmation code, password sign-in before and after, magic link / OTP, password
-recovery, a secure email change from both addresses, reauthentication, and the admin invite and
-generate_link calls with the service_role key. Mails are read from the outbox directory.
+recovery, a secure email change from both addresses, reauthentication, phone OTP by SMS, and the
+admin invite and generate_link calls with the service_role key. Mails and texts are read from the
+outbox directory.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def exercise(url: str, anon_key: str, service_key: str, outbox: Outbox) -> None:
     admin = supabase.create_client(url, service_key)
     try:
         user_flows(client, outbox)
+        phone_flows(client, outbox)
         admin_flows(client, admin, outbox)
     finally:
         close(client)
@@ -149,6 +151,16 @@ def user_flows(client: supabase.Client, outbox: Outbox) -> None:
     client.auth.sign_out()
 
 
+def phone_flows(client: supabase.Client, outbox: Outbox) -> None:
+    client.auth.sign_in_with_otp({"phone": "+15550100"})
+    code = outbox.last("15550100")["text"].removeprefix("Your code is ")
+    signed_in = client.auth.verify_otp({"phone": "+15550100", "token": code, "type": "sms"})
+    assert signed_in.user is not None
+    assert signed_in.user.phone == "15550100"
+    assert signed_in.user.phone_confirmed_at is not None
+    client.auth.sign_out()
+
+
 def admin_flows(client: supabase.Client, admin: supabase.Client, outbox: Outbox) -> None:
     with pytest.raises(AuthApiError) as refused:
         client.auth.admin.invite_user_by_email("inv@example.com")
@@ -180,7 +192,7 @@ async def test_supabase_py_mail_flows(pg_server: PgServer, tmp_path: Path) -> No
     config = Config(
         data_dir=tmp_path,
         database_url=db_url,
-        auth=AuthConfig(autoconfirm=False, secure_password_change=True),
+        auth=AuthConfig(autoconfirm=False, secure_password_change=True, phone=True),
     )
     async with open_project(config) as project:
         app = project.app

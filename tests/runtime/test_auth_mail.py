@@ -19,7 +19,14 @@ import psycopg
 import pytest
 
 from madbase.config import DbSettings
-from madbase.protocol.auth import AuthLimits, MailKind, MailSettings, SendMail, otp_token_hash
+from madbase.protocol.auth import (
+    AuthLimits,
+    MailKind,
+    MailSettings,
+    SendMail,
+    SendSms,
+    otp_token_hash,
+)
 from madbase.protocol.http import Dispatch, Request, Response, Service
 from madbase.runtime.auth import AuthService
 from madbase.runtime.db import Pool
@@ -507,5 +514,76 @@ async def test_without_a_mailer_mails_fail_as_500(database: str) -> None:
         )
         assert response.status == 500
         assert json.loads(response.body)["message"] == "Error sending confirmation email"
+    finally:
+        pool.close()
+
+
+class Phone:
+    def __init__(self) -> None:
+        self.texts: list[SendSms] = []
+
+    async def send_sms(self, message: SendSms) -> str:
+        self.texts.append(message)
+        return f"msg-{len(self.texts)}"
+
+
+async def test_phone_otp_sign_in_by_sms(database: str) -> None:
+    pool = Pool(database, DbSettings())
+    try:
+        await migrate(pool)
+        clock, inbox, phone = Clock(), Inbox(), Phone()
+        service = AuthService(
+            pool=pool,
+            secret=SECRET,
+            limits=AuthLimits(phone_enabled=True),
+            site_url=SITE,
+            clock=clock,
+            autoconfirm=False,
+            mail=MailSettings(external_url=API, sms_enabled=True),
+            mailer=inbox,
+            sms=phone,
+        )
+        auth = Auth(service, clock, inbox, database)
+        # A new number without autoconfirm: signed up, texted a code, answered {}.
+        assert await auth.ok("POST", "/otp", {"phone": "+1 555 0100"}) == {}
+        (text,) = phone.texts
+        assert text.to == "15550100"
+        code = text.text.removeprefix("Your code is ")
+        assert await auth.error("POST", "/otp", {"phone": "15550100"}) == (
+            429,
+            "over_sms_send_rate_limit",
+        )
+        session = await auth.ok(
+            "POST", "/verify", {"type": "sms", "phone": "+15550100", "token": code}
+        )
+        assert session["user"]["phone"] == "15550100"
+        assert session["user"]["phone_confirmed_at"]
+        assert session["user"]["identities"][0]["identity_data"]["phone_verified"] is True
+        assert session["user"]["app_metadata"]["providers"] == ["phone"]
+        # Confirmed now: the next code comes with a message id, and expires after a minute.
+        auth.later(61)
+        assert await auth.ok("POST", "/otp", {"phone": "15550100"}) == {"message_id": "msg-2"}
+        code = phone.texts[-1].text.removeprefix("Your code is ")
+        auth.later(61)
+        assert await auth.error(
+            "POST", "/verify", {"type": "sms", "phone": "15550100", "token": code}
+        ) == (403, "otp_expired")
+    finally:
+        pool.close()
+
+
+async def test_phone_without_an_sms_sender_is_sms_send_failed(database: str) -> None:
+    pool = Pool(database, DbSettings())
+    try:
+        await migrate(pool)
+        service = AuthService(
+            pool=pool,
+            secret=SECRET,
+            limits=AuthLimits(phone_enabled=True),
+            site_url=SITE,
+            mail=MailSettings(sms_enabled=True),
+        )
+        auth = Auth(service, Clock(), Inbox(), database)
+        assert await auth.error("POST", "/otp", {"phone": "15550100"}) == (422, "sms_send_failed")
     finally:
         pool.close()

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from madbase.config import Config, SmtpSettings
-from madbase.protocol.auth import MailKind, SendMail
+from madbase.protocol.auth import MailKind, SendMail, SendSms
 from madbase.runtime.mailer import MailerError, OutboxMailer, SmtpMailer
 from madbase.runtime.serve import mailer_for
 
@@ -271,6 +271,21 @@ async def test_outbox_writes_json_and_eml(tmp_path: Path) -> None:
     assert eml.is_multipart()
     assert [p.get_content_type() for p in eml.walk()][1:] == ["text/plain", "text/html"]
     assert not list((tmp_path / "outbox").glob(".*"))  # no temporary files left
+
+
+async def test_outbox_writes_text_messages(tmp_path: Path) -> None:
+    outbox = OutboxMailer(tmp_path / "outbox")
+    message_id = await outbox.send_sms(
+        SendSms(to="15550100", text="Your code is 123456", kind="confirmation")
+    )
+    (record,) = (tmp_path / "outbox").glob("*-sms.json")
+    assert record.stem == message_id
+    assert json.loads(record.read_text())["text"] == "Your code is 123456"
+    (tmp_path / "blocked").write_text("x")
+    with pytest.raises(MailerError):
+        await OutboxMailer(tmp_path / "blocked" / "o").send_sms(
+            SendSms(to="1", text="t", kind="confirmation")
+        )
 
 
 async def test_outbox_failure_is_a_mailer_error(tmp_path: Path) -> None:

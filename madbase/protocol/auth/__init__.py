@@ -133,6 +133,8 @@ from madbase.protocol.auth.mail import (
     MailKind,
     MailSettings,
     SendMail,
+    SendSms,
+    SmsNotSent,
 )
 from madbase.protocol.auth.passwords import (
     CheckPassword,
@@ -305,12 +307,14 @@ __all__ = [
     "SamePassword",
     "SamlProviderDisabled",
     "SendMail",
+    "SendSms",
     "Session",
     "SessionExpired",
     "SessionNotFound",
     "SignupDisabled",
     "SignupRequest",
     "SingleIdentityNotDeletable",
+    "SmsNotSent",
     "SmsSendFailed",
     "SsoProviderDisabled",
     "SsoProviderNotFound",

@@ -193,6 +193,9 @@ def _settings(settings: AuthSettings) -> JsonObject:
 
 def _signup(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
     parsed = parse_signup(request.body, settings.limits)
+    texted = isinstance(parsed, SignupRequest) and parsed.phone and not settings.autoconfirm
+    if texted and not settings.mail.sms_enabled:  # GoTrue's answer, before anything is written
+        raise UnexpectedFailure("Unable to get SMS provider")
     # user, identity, session, amr claim, two audit entries; then 8 bytes of refresh token.
     random = yield from draw_random(6 * UUID_BYTES + 8)
     user_id, identity_id, session_id, claim_id, audit1, audit2 = uuids(random, 6)
@@ -299,6 +302,10 @@ def _signup(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
             issued, MailKind.CONFIRMATION, "signup", request=request, settings=settings
         )
         user = issued.user
+    elif session is None and phone:
+        _, user = yield from mail_steps.send_sms_otp(
+            user, phone, request=request, settings=settings, now=now
+        )
     if session is None:
         return json_response(200, render_user(user))
     return session_body(user, session, token, settings, now=now)

@@ -29,12 +29,15 @@ __all__ = [
     "MailKind",
     "MailSettings",
     "SendMail",
+    "SendSms",
+    "SmsNotSent",
     "action_link",
     "compile_glob",
     "otp_from_random",
     "redirect_allowed",
     "referrer",
     "render_mail",
+    "render_sms",
 ]
 
 # Random bytes drawn per OTP: 64 bits make the modulo bias towards low codes negligible.
@@ -67,6 +70,33 @@ class SendMail:
 
 @final
 @attrs.frozen(kw_only=True)
+class SendSms:
+    """Command: send one text message; the runtime answers its message id, or `SmsNotSent`."""
+
+    to: str
+    text: str = attrs.field(repr=False)
+    kind: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class SmsNotSent:
+    """The runtime's answer to `SendSms` when the message could not be sent."""
+
+    reason: str
+
+
+def render_sms(otp: str) -> str:
+    """GoTrue's default SMS template (SMS_TEMPLATE).
+
+    >>> render_sms("123456")
+    'Your code is 123456'
+    """
+    return f"Your code is {otp}"
+
+
+@final
+@attrs.frozen(kw_only=True)
 class MailSettings:
     """What the mailing flows need besides the auth limits (defaults: GoTrue's configuration.go)."""
 
@@ -84,6 +114,11 @@ class MailSettings:
     secure_email_change: bool = True
     # SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION: a nonce for password changes (off).
     password_require_reauthentication: bool = False
+    # Whether text messages can be sent at all (GoTrue: an SMS provider is configured).
+    sms_enabled: bool = False
+    # SMS_OTP_EXP and SMS_MAX_FREQUENCY: a minute each.
+    sms_otp_expiry_seconds: int = 60
+    sms_max_frequency_seconds: int = 60
 
 
 def otp_from_random(random: bytes, length: int = 6) -> str:

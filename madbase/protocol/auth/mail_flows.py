@@ -6,15 +6,18 @@ GoTrue's answers (otp.go, magic_link.go, recover.go, resend.go, reauthenticate.g
                        user: signed up first; with autoconfirm confirmed and sent the magic link,
                        without it sent the confirmation mail. `create_user: false` and no user:
                        422 otp_disabled. Answer `{}`.
-    /otp (phone)       no SMS provider: GoTrue's 500 "Unable to get SMS provider".
+    /otp (phone)       the same with a code by SMS (`{"message_id"}` once confirmed); without
+                       an SMS sender, GoTrue's 500 "Unable to get SMS provider".
     /recover           recovery link + OTP; `{}` whether or not the address is known.
     /resend            signup: the confirmation again (unless confirmed); email_change: both
-                       change mails again (if a change is pending); unknown address: `{}`.
+                       change mails again (if a change is pending); sms: the code again
+                       (`{"message_id"}`); unknown address: `{}`.
     /reauthenticate    a nonce by mail for a secure password change; `{}`.
 
 Every mail of one kind to one user is at most once per `max_frequency_seconds` (429
 over_email_send_rate_limit, "For security purposes, you can only request this after N
-seconds."). PKCE (`code_challenge`) is accepted by the parsers but not acted on yet.
+seconds."; texts: over_sms_send_rate_limit). Phone changes and reauthentication by phone are not
+served. PKCE (`code_challenge`) is accepted by the parsers but not acted on yet.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from madbase.protocol.auth.mail_steps import (
     new_email_user,
     send_email_change,
     send_mail,
+    send_sms_otp,
 )
 from madbase.protocol.auth.steps import (
     UUID_BYTES,
@@ -106,8 +110,69 @@ def _otp(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Res
     if user is None and not params.create_user:
         raise OtpDisabled("Signups not allowed for otp")
     if params.email is None:
-        raise UnexpectedFailure(_NO_SMS)
+        assert params.phone is not None
+        return (yield from _sms_otp(params.phone, params.data, user, request, settings, now=now))
     return (yield from _magic_link(params.email, params.data, user, request, settings, now=now))
+
+
+def _sms_otp(
+    phone: str,
+    data: JsonObject,
+    user: User | None,
+    request: Request,
+    settings: AuthSettings,
+    *,
+    now: datetime,
+) -> Flow[Response]:
+    """POST /otp with a phone number (otp.go SmsOtp): as the magic link, with a texted code."""
+    if not settings.mail.sms_enabled:
+        raise UnexpectedFailure(_NO_SMS)
+    random = yield from draw_random(3 * UUID_BYTES)
+    user_id, identity_id, audit_id = uuids(random, 3)
+    if user is None or user.phone_confirmed_at is None:
+        if user is None and settings.limits.disable_signup:
+            raise SignupDisabled
+        statements: tuple[Statement, ...] = ()
+        if user is None:
+            statements = new_email_user(
+                phone,
+                data,
+                ids=[user_id, identity_id],
+                confirmed=settings.autoconfirm,
+                settings=settings,
+                now=now,
+                phone=True,
+            )
+        elif settings.autoconfirm:
+            statements = (mail_sql.confirm_phone(user.id, now=now),)
+        target = user.id if user is not None else user_id
+        result = yield from run(
+            *statements,
+            audit(
+                target,
+                "user_signedup" if settings.autoconfirm else "user_confirmation_requested",
+                "team" if settings.autoconfirm else "user",
+                entry_id=audit_id,
+                request=request,
+                now=now,
+                traits={"provider": "phone"},
+            ),
+            sql.select_user(target),
+        )
+        user = sql.decode_user(first(result[-1]))
+        if user is None:  # deleted by someone else meanwhile
+            raise UnexpectedFailure("Database error saving new user")
+        if not settings.autoconfirm:
+            yield from send_sms_otp(user, phone, request=request, settings=settings, now=now)
+            return _empty()
+        audit_id = uuids((yield from draw_random(UUID_BYTES)), 1)[0]
+    entry = audit(
+        user.id, "user_recovery_requested", "user", entry_id=audit_id, request=request, now=now
+    )
+    message_id, _ = yield from send_sms_otp(
+        user, phone, request=request, settings=settings, now=now, before=(entry,)
+    )
+    return json_response(200, {"message_id": message_id})
 
 
 def _magiclink(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
@@ -251,7 +316,13 @@ def _resend(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
         case "sms":
             if user.phone_confirmed_at is not None:
                 return _empty()
-            raise UnexpectedFailure(_NO_SMS)
+            if not settings.mail.sms_enabled:
+                raise UnexpectedFailure(_NO_SMS)
+            assert params.phone is not None
+            message_id, _ = yield from send_sms_otp(
+                user, params.phone, request=request, settings=settings, now=now
+            )
+            return json_response(200, {"message_id": message_id})
         case _:  # phone_change
             if not user.phone_change:
                 return _empty()

@@ -20,6 +20,7 @@ __all__ = [
     "clear_all_tokens",
     "confirm_email",
     "confirm_email_change",
+    "confirm_phone",
     "consume_token",
     "email_change_half",
     "email_change_status",
@@ -172,17 +173,18 @@ def store_email_change(
 
 
 def user_by_token_hash(
-    token_hash: str, token_types: tuple[str, ...], *, email: str | None = None
+    token_hash: str, token_types: tuple[str, ...], *, address: str | None = None
 ) -> Statement:
     """The user (`jsonb`) holding a one-time token of one of `token_types` with this hash (sent
-    to `email` when given), and the token's type: one row, or none."""
+    to `address`, an email or a phone number, when given), and the token's type: one row, or
+    none."""
     return Statement(
         f"select {_USER_JSON}, o.token_type::text from auth.one_time_tokens o"  # noqa: S608
         " join auth.users u on u.id = o.user_id"
         " where o.token_hash = $1 and o.token_type::text = any(string_to_array($2, ','))"
         " and ($3::text is null or o.relates_to = lower($3)) and u.deleted_at is null"
         " order by o.created_at desc limit 1",
-        (token_hash, ",".join(token_types), email),
+        (token_hash, ",".join(token_types), address),
     )
 
 
@@ -214,6 +216,22 @@ def confirm_email(user_id: str, *, now: datetime) -> Statement:
         " i as (update auth.identities i set identity_data = i.identity_data"
         " || '{\"email_verified\": true}'::jsonb, updated_at = $2::timestamptz from u"
         " where i.user_id = u.id and lower(i.identity_data->>'email') = lower(u.email))"
+        " delete from auth.one_time_tokens where user_id = $1::uuid",
+        (user_id, stamp(now)),
+    )
+
+
+def confirm_phone(user_id: str, *, now: datetime) -> Statement:
+    """Confirm the phone number (models.User.ConfirmPhone): no longer anonymous, the phone
+    identity's `phone_verified` set, one-time tokens deleted."""
+    return Statement(
+        "with u as (update auth.users set confirmation_token = '', phone_confirmed_at ="
+        " $2::timestamptz, is_anonymous = false, raw_user_meta_data ="
+        " coalesce(raw_user_meta_data, '{}'::jsonb) || '{\"phone_verified\": true}'::jsonb,"
+        " updated_at = $2::timestamptz where id = $1::uuid returning id),"
+        " i as (update auth.identities i set identity_data = i.identity_data"
+        " || '{\"phone_verified\": true}'::jsonb, updated_at = $2::timestamptz from u"
+        " where i.user_id = u.id and i.provider = 'phone')"
         " delete from auth.one_time_tokens where user_id = $1::uuid",
         (user_id, stamp(now)),
     )

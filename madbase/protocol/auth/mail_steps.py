@@ -17,20 +17,26 @@ import attrs
 
 from madbase.protocol.auth import mail_sql, sql
 from madbase.protocol.auth.errors import (
+    AuthError,
     EmailExists,
     OverEmailSendRateLimit,
+    OverSmsSendRateLimit,
     ReauthenticationNeeded,
     ReauthenticationNotValid,
+    SmsSendFailed,
     UnexpectedFailure,
 )
 from madbase.protocol.auth.mail import (
     OTP_RANDOM_BYTES,
     MailKind,
     SendMail,
+    SendSms,
+    SmsNotSent,
     action_link,
     otp_from_random,
     referrer,
     render_mail,
+    render_sms,
 )
 from madbase.protocol.auth.mail_sql import TokenSlot
 from madbase.protocol.auth.steps import (
@@ -62,6 +68,7 @@ __all__ = [
     "repeated_signup",
     "send_email_change",
     "send_mail",
+    "send_sms_otp",
     "sent_at",
 ]
 
@@ -101,6 +108,38 @@ def send_mail(message: SendMail) -> Flow[None]:
         raise UnexpectedFailure(f"Error sending {_MAIL_NAMES[message.kind]} email")
 
 
+def send_sms_otp(
+    user: User,
+    phone: str,
+    *,
+    request: Request,
+    settings: AuthSettings,
+    now: datetime,
+    before: tuple[Statement, ...] = (),
+) -> Flow[tuple[str, User]]:
+    """Text a confirmation code to `phone` (phone.go sendPhoneConfirmation): its message id and
+    the user after the write.
+
+    The code's hash goes into `confirmation_token` and `auth.one_time_tokens`, as for email.
+    """
+    issued = yield from issue_token(
+        user,
+        TokenSlot.CONFIRMATION,
+        request=request,
+        settings=settings,
+        now=now,
+        before=before,
+        phone=phone,
+    )
+    result = yield SendSms(to=phone, text=render_sms(issued.otp), kind="confirmation")
+    if isinstance(result, SmsNotSent):
+        raise SmsSendFailed(
+            f"Error sending confirmation OTP to provider: {result.reason}", status=422
+        )
+    assert isinstance(result, str), result
+    return result, issued.user
+
+
 def sent_at(user: User, slot: TokenSlot) -> datetime | None:
     """When the user's last token of `slot` was sent."""
     return {
@@ -112,23 +151,29 @@ def sent_at(user: User, slot: TokenSlot) -> datetime | None:
     }[slot]
 
 
-def _check_interval(last: datetime | None, settings: AuthSettings, now: datetime) -> datetime:
+def _frequency(settings: AuthSettings, *, sms: bool) -> int:
+    mail = settings.mail
+    return mail.sms_max_frequency_seconds if sms else mail.max_frequency_seconds
+
+
+def _too_soon(seconds: int, *, sms: bool) -> AuthError:
+    message = f"For security purposes, you can only request this after {seconds} seconds."
+    return OverSmsSendRateLimit(message) if sms else OverEmailSendRateLimit(message)
+
+
+def _check_interval(
+    last: datetime | None, settings: AuthSettings, now: datetime, *, sms: bool = False
+) -> datetime:
     """The latest allowed previous send time; raises while the interval has not passed."""
-    interval = timedelta(seconds=settings.mail.max_frequency_seconds)
+    interval = timedelta(seconds=_frequency(settings, sms=sms))
     if last is not None and last + interval > now:
-        left = math.floor((last + interval - now).total_seconds())
-        raise OverEmailSendRateLimit(
-            f"For security purposes, you can only request this after {left} seconds."
-        )
+        raise _too_soon(math.floor((last + interval - now).total_seconds()), sms=sms)
     return now - interval
 
 
-def _lost_race(settings: AuthSettings) -> OverEmailSendRateLimit:
+def _lost_race(settings: AuthSettings, *, sms: bool = False) -> AuthError:
     """Another request stored a token of the same kind between our read and our write."""
-    return OverEmailSendRateLimit(
-        "For security purposes, you can only request this after"
-        f" {settings.mail.max_frequency_seconds} seconds."
-    )
+    return _too_soon(_frequency(settings, sms=sms), sms=sms)
 
 
 def issue_token(
@@ -141,22 +186,29 @@ def issue_token(
     before: tuple[Statement, ...] = (),
     rate_limited: bool = True,
     invited: bool = False,
+    phone: str | None = None,
 ) -> Flow[IssuedToken]:
-    """Store a new token of `slot` for the user's email address; `before` runs first in the
-    same transaction. Raises `over_email_send_rate_limit` within the send interval."""
-    assert user.email
-    sent_before = _check_interval(sent_at(user, slot), settings, now) if rate_limited else None
+    """Store a new token of `slot` for the user's email address (or `phone`); `before` runs
+    first in the same transaction. Raises `over_email_send_rate_limit` (SMS:
+    `over_sms_send_rate_limit`) within the send interval."""
+    address = phone or user.email
+    assert address
+    sent_before = (
+        _check_interval(sent_at(user, slot), settings, now, sms=phone is not None)
+        if rate_limited
+        else None
+    )
     random = yield from draw_random(OTP_RANDOM_BYTES + UUID_BYTES)
-    otp = otp_from_random(random, settings.mail.otp_length)
+    otp = otp_from_random(random, 6 if phone else settings.mail.otp_length)
     (ott_id,) = uuids(random[OTP_RANDOM_BYTES:], 1)
-    token_hash = otp_token_hash(user.email, otp)
+    token_hash = otp_token_hash(address, otp)
     result = yield from run(
         *before,
         mail_sql.store_token(
             user_id=user.id,
             slot=slot,
             token_hash=token_hash,
-            relates_to=user.email,
+            relates_to=address,
             ott_id=ott_id,
             now=now,
             sent_before=sent_before,
@@ -165,7 +217,7 @@ def issue_token(
         sql.select_user(user.id),
     )
     if not result[-2].rows:  # another request sent one in between
-        raise _lost_race(settings)
+        raise _lost_race(settings, sms=phone is not None)
     fresh = sql.decode_user(first(result[-1]))
     if fresh is None:
         raise UnexpectedFailure("user disappeared while issuing a token")
@@ -199,29 +251,32 @@ def new_email_user(
     confirmed: bool,
     settings: AuthSettings,
     now: datetime,
+    phone: bool = False,
 ) -> tuple[Statement, ...]:
-    """Insert a password-less email user and its identity (/otp, /invite, generate_link).
+    """Insert a password-less user and its identity (/otp, /invite, generate_link): `email` is
+    the address, or with `phone` the number.
 
     `ids` are the user id and the identity id.
     """
     user_id, identity_id = ids
+    provider = "phone" if phone else "email"
     identity_data: JsonObject = {
         "sub": user_id,
-        "email": email,
-        "email_verified": confirmed,
-        "phone_verified": False,
+        provider: email,
+        "email_verified": confirmed and not phone,
+        "phone_verified": confirmed and phone,
     }
     return (
         sql.insert_user(
             user_id=user_id,
             aud=settings.limits.audience,
-            email=email,
-            phone=None,
+            email=None if phone else email,
+            phone=email if phone else None,
             encrypted_password=None,
-            app_metadata={"provider": "email", "providers": ["email"]},
+            app_metadata={"provider": provider, "providers": [provider]},
             user_metadata={**data, **identity_data},
-            email_confirmed_at=now if confirmed else None,
-            phone_confirmed_at=None,
+            email_confirmed_at=now if confirmed and not phone else None,
+            phone_confirmed_at=now if confirmed and phone else None,
             last_sign_in_at=None,
             is_anonymous=False,
             now=now,
@@ -229,7 +284,7 @@ def new_email_user(
         sql.insert_identity(
             identity_id=identity_id,
             user_id=user_id,
-            provider="email",
+            provider=provider,
             provider_id=user_id,
             identity_data=identity_data,
             last_sign_in_at=None,
@@ -282,15 +337,16 @@ def repeated_signup(
 
 
 def find_token_user(
-    token_hash: str, slots: tuple[TokenSlot, ...], *, email: str | None = None
+    token_hash: str, slots: tuple[TokenSlot, ...], *, address: str | None = None
 ) -> Flow[tuple[User, TokenSlot] | None]:
     """The user holding a one-time token of one of `slots` with this hash, and its slot.
 
-    With `email` (an OTP typed in), the token must also have been sent to that address.
+    With `address` (an OTP typed in), the token must also have been sent to that email address
+    or phone number.
     """
     types = tuple(s.token_type for s in slots)
     (found,) = yield from run(
-        mail_sql.user_by_token_hash(token_hash, types, email=email), read_only=True
+        mail_sql.user_by_token_hash(token_hash, types, address=address), read_only=True
     )
     if not found.rows:
         return None
@@ -322,7 +378,7 @@ def check_nonce(
     if not user.email:
         raise ReauthenticationNotValid("Reauthentication requires an email or a phone number")
     found = yield from find_token_user(
-        otp_token_hash(user.email, nonce), (TokenSlot.REAUTHENTICATION,), email=user.email
+        otp_token_hash(user.email, nonce), (TokenSlot.REAUTHENTICATION,), address=user.email
     )
     if (
         found is None

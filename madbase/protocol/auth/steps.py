@@ -8,6 +8,7 @@ and is sent the result. The commands and what the runtime sends back:
     CheckPassword(...)     -> bool                       (by the hash's scheme)
     DrawRandom(size)       -> bytes                      (from a CSPRNG)
     SendMail(...)          -> None | str                 (delivered, or why not; see `mail`)
+    SendSms(...)           -> str | SmsNotSent           (the message id, or why not)
 
 The helpers here (`run`, `draw_random`, `authenticate`, `session_body`, ...) are the steps the
 endpoint modules share: each endpoint module imports them, never another endpoint module.
@@ -35,7 +36,7 @@ from madbase.protocol.auth.errors import (
     WeakPassword,
 )
 from madbase.protocol.auth.limits import AuthLimits
-from madbase.protocol.auth.mail import MailSettings, SendMail
+from madbase.protocol.auth.mail import MailSettings, SendMail, SendSms
 from madbase.protocol.auth.passwords import (
     CheckPassword,
     HashPassword,
@@ -103,7 +104,9 @@ class DrawRandom:
     size: int
 
 
-AuthCommand: TypeAlias = RunTransaction | HashPassword | CheckPassword | DrawRandom | SendMail
+AuthCommand: TypeAlias = (
+    RunTransaction | HashPassword | CheckPassword | DrawRandom | SendMail | SendSms
+)
 Flow: TypeAlias = Generator[AuthCommand, object, T]
 
 

@@ -16,8 +16,9 @@ POST answers with the session JSON. GET answers 303 to the allowed `redirect_to`
 URL) with the session in the fragment (`#access_token=…&expires_at=…&expires_in=…&
 refresh_token=…&sb=&token_type=bearer&type=…`, keys sorted as Go encodes them); failures after
 the parameters were accepted redirect with `#error=…&error_code=…&error_description=…&sb=`.
-Phone tokens need an SMS provider, which MadBase does not have: `sms` and `phone_change` never
-match. PKCE (`pkce_` tokens, `?code=` redirects) is not served here yet.
+`sms` (a code texted by /otp, /signup or /resend, typed with its `phone`) confirms the number and
+signs in; `phone_change` never matches (phone changes are not served). PKCE (`pkce_` tokens,
+`?code=` redirects) is not served here yet.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ _SLOTS: Final = {
     "magiclink": (TokenSlot.RECOVERY,),
     "email": (TokenSlot.CONFIRMATION, TokenSlot.RECOVERY),
     "email_change": (TokenSlot.EMAIL_CHANGE_CURRENT, TokenSlot.EMAIL_CHANGE_NEW),
+    "sms": (TokenSlot.CONFIRMATION,),
 }
 _HALF_CONFIRMED: Final = (
     "Confirmation link accepted. Please proceed to confirm link sent to the other email"
@@ -143,17 +145,21 @@ def _verify(
     slots = _SLOTS.get(params.type)
     typed = params.email is not None or params.phone is not None
     message = "Token has expired or is invalid" if typed else _LINK_INVALID
-    if slots is None or params.phone is not None:
-        # sms / phone_change: no SMS provider ever sent such a token.
+    sms = params.type == "sms"
+    if slots is None or sms != (params.phone is not None):
+        # phone_change: never sent (no phone changes yet); sms: only typed with its number.
         raise OtpExpired(message)
-    found = yield from find_token_user(params.token_hash, slots, email=params.email)
+    found = yield from find_token_user(
+        params.token_hash, slots, address=params.email or params.phone
+    )
     if found is None:
         raise OtpExpired(message)
     user, slot = found
     if user.is_banned(now=now):
         raise UserBanned("User is banned", status=403)
     sent = sent_at(user, slot)
-    if sent is None or now > sent + timedelta(seconds=settings.mail.otp_expiry_seconds):
+    expiry = settings.mail.sms_otp_expiry_seconds if sms else settings.mail.otp_expiry_seconds
+    if sent is None or now > sent + timedelta(seconds=expiry):
         raise OtpExpired(message)
     kind = params.type
     if kind == "email":
@@ -164,13 +170,17 @@ def _verify(
     statements: list[Statement] = []
     confirmed = user.email_confirmed_at is not None
 
+    provider = "phone" if sms else "email"
+
     def entry(action: str, log_type: str) -> Statement:
-        traits: JsonObject | None = {"provider": "email"} if action == "user_signedup" else None
+        traits: JsonObject | None = {"provider": provider} if action == "user_signedup" else None
         return audit(
             user.id, action, log_type, entry_id=audit_id, request=request, now=now, traits=traits
         )
 
-    if kind in ("signup", "invite"):
+    if sms:
+        statements += [entry("user_signedup", "team"), mail_sql.confirm_phone(user.id, now=now)]
+    elif kind in ("signup", "invite"):
         statements += [entry("user_signedup", "team"), mail_sql.confirm_email(user.id, now=now)]
     elif kind in ("recovery", "magiclink"):
         statements.append(mail_sql.consume_token(user.id, TokenSlot.RECOVERY, now=now))
@@ -192,6 +202,7 @@ def _verify(
     response = yield from _sign_in(
         user,
         (*statements, mail_sql.refresh_providers(user.id)),
+        provider=provider,
         ids=[session_id, claim_id],
         token=token,
         request=request,
@@ -218,6 +229,7 @@ def _sign_in(
     user: User,
     before: tuple[Statement, ...],
     *,
+    provider: str,
     ids: list[str],
     token: str,
     request: Request,
@@ -230,7 +242,7 @@ def _sign_in(
     result = yield from run(
         *before,
         *inserts,
-        sql.record_sign_in(user.id, provider="email", now=now),
+        sql.record_sign_in(user.id, provider=provider, now=now),
         sql.select_user(user.id),
     )
     fresh = sql.decode_user(first(result[-1]))
