@@ -18,7 +18,15 @@ import attrs
 from madbase.protocol.auth import PROVIDERS, ProviderConfig
 from madbase.protocol.auth.ratelimit import parse_networks
 
-__all__ = ["Config", "ConfigError", "DbSettings", "HttpSettings", "parse_dotenv"]
+__all__ = [
+    "AuthConfig",
+    "Config",
+    "ConfigError",
+    "DbSettings",
+    "HttpSettings",
+    "SmtpSettings",
+    "parse_dotenv",
+]
 
 
 class ConfigError(ValueError):
@@ -60,6 +68,48 @@ class DbSettings:
 
 @final
 @attrs.frozen(kw_only=True)
+class SmtpSettings:
+    """The SMTP relay auth mail goes through when `mailer` is `smtp`."""
+
+    host: str = "localhost"
+    # 587 is the submission port (RFC 6409), where STARTTLS is the rule; 465 speaks TLS at once.
+    port: int = 587
+    user: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    # The From address (GoTrue's SMTP_ADMIN_EMAIL) and its display name (SMTP_SENDER_NAME).
+    sender: str = "noreply@localhost"
+    sender_name: str = ""
+    # starttls: upgrade a plain connection (and refuse if the server cannot); tls: implicit
+    # TLS from the first byte (port 465); off: plain text, for a relay on loopback only.
+    tls: str = "starttls"
+    # Seconds for the connection and each SMTP command.
+    timeout: float = 10.0
+
+
+@final
+@attrs.frozen(kw_only=True)
+class AuthConfig:
+    """The `/auth/v1` settings of the project (defaults: GoTrue's, except autoconfirm)."""
+
+    # MAILER_AUTOCONFIRM: on for local development, so signup signs in without a mail.
+    autoconfirm: bool = True
+    # URI_ALLOW_LIST: redirect URLs (globs) accepted besides the site URL.
+    redirect_urls: tuple[str, ...] = ()
+    # MAILER_OTP_EXP: seconds a mailed link or code stays valid (one day).
+    otp_expiry: int = 86400
+    # SMTP_MAX_FREQUENCY: seconds between two mails of one kind to one user.
+    email_max_frequency: int = 60
+    # MAILER_SECURE_EMAIL_CHANGE_ENABLED: confirm an email change from both addresses.
+    secure_email_change: bool = True
+    # SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION: a mailed nonce for password changes.
+    secure_password_change: bool = False
+    # EXTERNAL_PHONE_ENABLED: phone sign-up and SMS codes, which go to the outbox directory as
+    # `*-sms.json` files (MadBase has no SMS provider).
+    phone: bool = False
+
+
+@final
+@attrs.frozen(kw_only=True)
 class Config:
     """Everything `madbase serve` needs, frozen."""
 
@@ -94,22 +144,26 @@ class Config:
     auth_rate_limit_address: int = 30  # attempts naming one email/phone per 5 minutes
     # Proxies whose X-Forwarded-For is believed (addresses or CIDR networks); none by default.
     trusted_proxies: tuple[str, ...] = ()
-    http: HttpSettings = HttpSettings()
-    db: DbSettings = DbSettings()
-    # GoTrue's SITE_URL: where auth flows send the browser by default (None: the API URL).
-    auth_site_url: str | None = None
-    # GoTrue's URI_ALLOW_LIST: other redirect targets allowed (globs, comma-separated).
-    auth_uri_allow_list: tuple[str, ...] = ()
     # GoTrue's SECURITY_MANUAL_LINKING_ENABLED.
     auth_manual_linking_enabled: bool = False
     # OAuth providers: MADBASE_AUTH_<PROVIDER>_CLIENT_ID, _SECRET, _URL, _REDIRECT_URI, _ENABLED
     # (environment or .env only).
     auth_providers: tuple[ProviderConfig, ...] = ()
+    # Where auth links send users afterwards (GoTrue's SITE_URL); None: the server's URL.
+    site_url: str | None = None
+    # How auth mail leaves: "outbox" writes each message into `mailer_outbox` (default
+    # `<data_dir>/outbox`) for local development and tests; "smtp" sends it through `smtp`.
+    mailer: str = "outbox"
+    mailer_outbox: Path | None = None
+    http: HttpSettings = HttpSettings()
+    db: DbSettings = DbSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    auth: AuthConfig = AuthConfig()
 
     @property
-    def site_url(self) -> str:
-        """Where auth flows send the browser by default."""
-        return (self.auth_site_url or self.url).rstrip("/")
+    def outbox_dir(self) -> Path:
+        """The outbox mailer's directory."""
+        return self.mailer_outbox if self.mailer_outbox is not None else self.data_dir / "outbox"
 
     @property
     def url(self) -> str:
@@ -132,8 +186,7 @@ class Config:
     ) -> Config:
         """Merge the three sources; raise `ConfigError` naming the first bad setting."""
         values: dict[str, object] = {}
-        http: dict[str, object] = {}
-        db: dict[str, object] = {}
+        groups: dict[str, dict[str, object]] = {name: {} for name in _GROUPS}
         for setting in _SETTINGS:
             raw = flags.get(setting.name)
             where = f"--{setting.name.replace('_', '-')}"
@@ -149,14 +202,12 @@ class Config:
                 value = setting.parse(raw)
             except ValueError as err:
                 raise ConfigError(f"{where}: {err}") from None
-            target = http if setting.group == "http" else db if setting.group == "db" else values
+            target = groups[setting.group] if setting.group else values
             target[setting.name.removeprefix(f"{setting.group}_")] = value
-        return cls(
-            http=HttpSettings(**http),  # type: ignore[arg-type]
-            db=DbSettings(**db),  # type: ignore[arg-type]
-            auth_providers=_providers({**dotenv, **environ}),
-            **values,  # type: ignore[arg-type]
-        )
+        for name, group in _GROUPS.items():
+            values[name] = group(**groups[name])
+        values["auth_providers"] = _providers({**dotenv, **environ})
+        return cls(**values)  # type: ignore[arg-type]
 
 
 _PROVIDER_SETTING: Final = re.compile(
@@ -301,11 +352,28 @@ def _openapi_mode(raw: str) -> str:
     return value
 
 
-def _url_list(raw: str) -> tuple[str, ...]:
-    urls = tuple(url.strip() for url in raw.split(",") if url.strip())
-    if not urls:
+def _url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")) or len(value) <= len("https://"):
+        raise ValueError(f"expected an http:// or https:// URL, got {raw!r}")
+    return value
+
+
+def _urls(raw: str) -> tuple[str, ...]:
+    patterns = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not patterns:
         raise ValueError("expected a comma-separated list of URLs or URL globs")
-    return urls
+    return patterns
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    return parse
 
 
 def _log_level(raw: str) -> str:
@@ -347,8 +415,6 @@ _SETTINGS: Final[Sequence[_Setting]] = (
     _Setting("db_plan_enabled", _bool),
     _Setting("db_max_rows", _int(1, 2**62)),
     _Setting("openapi_mode", _openapi_mode),
-    _Setting("auth_site_url", _text),
-    _Setting("auth_uri_allow_list", _url_list),
     _Setting("auth_manual_linking_enabled", _bool),
     _Setting("http_max_head_bytes", _int(1024, 1024 * 1024), "http"),
     _Setting("http_max_body_bytes", _int(1024, 1 << 40), "http"),
@@ -360,7 +426,33 @@ _SETTINGS: Final[Sequence[_Setting]] = (
     _Setting("db_connect_timeout", _seconds, "db"),
     _Setting("db_acquire_timeout", _seconds, "db"),
     _Setting("db_query_timeout", _seconds, "db"),
+    _Setting("site_url", _url),
+    _Setting("mailer", _choice("outbox", "smtp")),
+    _Setting("mailer_outbox", lambda raw: Path(_text(raw))),
+    _Setting("smtp_host", _text, "smtp"),
+    _Setting("smtp_port", _int(1, 65535), "smtp"),
+    _Setting("smtp_user", _text, "smtp"),
+    _Setting("smtp_password", _text, "smtp"),
+    _Setting("smtp_sender", _text, "smtp"),
+    _Setting("smtp_sender_name", _text, "smtp"),
+    _Setting("smtp_tls", _choice("starttls", "tls", "off"), "smtp"),
+    _Setting("smtp_timeout", _seconds, "smtp"),
+    _Setting("auth_autoconfirm", _bool, "auth"),
+    _Setting("auth_redirect_urls", _urls, "auth"),
+    _Setting("auth_otp_expiry", _int(60, 7 * 86400), "auth"),
+    _Setting("auth_email_max_frequency", _int(0, 86400), "auth"),
+    _Setting("auth_secure_email_change", _bool, "auth"),
+    _Setting("auth_secure_password_change", _bool, "auth"),
+    _Setting("auth_phone", _bool, "auth"),
 )
+
+# Settings groups: `<group>_<name>` settings fill the attrs class of `Config.<group>`.
+_GROUPS: Final[dict[str, Callable[..., object]]] = {
+    "http": HttpSettings,
+    "db": DbSettings,
+    "smtp": SmtpSettings,
+    "auth": AuthConfig,
+}
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ request, no redirects followed; GETs marked cacheable are answered from a small 
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -33,15 +34,22 @@ from madbase.protocol.auth import (
     HttpFailure,
     HttpRequest,
     HttpResponse,
+    MailSettings,
     RunTransaction,
+    SendMail,
+    SendSms,
+    SmsNotSent,
     auth_flow,
     hash_scheme,
 )
 from madbase.protocol.auth.ratelimit import RateLimiter, RateLimits
 from madbase.protocol.http import Dispatch, Request, Response
 from madbase.runtime.db import Pool
+from madbase.runtime.mailer import Mailer, MailerError, SmsSender
 
 __all__ = ["AuthService"]
+
+log = logging.getLogger(__name__)
 
 # Worker threads hashing at once: one per core of the 2-core reference machine. argon2id with
 # argon2-cffi's defaults takes 64 MiB and ~50 ms per hash, so this also caps memory.
@@ -74,6 +82,9 @@ class AuthService:
         uri_allow_list: tuple[str, ...] = (),
         http_client: httpx.AsyncClient | None = None,
         provider_timeout: float = DEFAULT_PROVIDER_TIMEOUT,
+        mail: MailSettings | None = None,
+        mailer: Mailer | None = None,
+        sms: SmsSender | None = None,
     ) -> None:
         self._pool = pool
         self._settings = AuthSettings(
@@ -83,10 +94,13 @@ class AuthService:
             autoconfirm=autoconfirm,
             uri_allow_list=uri_allow_list,
             external=external or ExternalSettings(),
+            mail=mail or MailSettings(external_url=limits.issuer),
         )
         self._http = http_client
         self._provider_timeout = provider_timeout
         self._cache: dict[str, tuple[float, HttpResponse]] = {}
+        self._mailer = mailer
+        self._sms = sms
         self._clock = clock
         self._random = random
         self._hash_limiter = hash_limiter or trio.CapacityLimiter(DEFAULT_HASH_THREADS)
@@ -132,6 +146,10 @@ class AuthService:
                 return self._random(size)
             case HttpRequest():
                 return await self._fetch(command)
+            case SendMail():
+                return await self._send(command)
+            case SendSms():
+                return await self._text(command)
 
     async def _fetch(self, request: HttpRequest) -> HttpResponse | HttpFailure:
         """Send `request` to a provider; network failures and timeouts become `HttpFailure`."""
@@ -180,6 +198,28 @@ class AuthService:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+    async def _text(self, message: SendSms) -> str | SmsNotSent:
+        """Send a text message: its id, or why not (logged here, without the number)."""
+        if self._sms is None:
+            return SmsNotSent(reason="no SMS sender configured")
+        try:
+            return await self._sms.send_sms(message)
+        except MailerError as err:
+            log.warning("%s SMS not sent: %s", message.kind, err)
+            return SmsNotSent(reason="the SMS could not be sent")
+
+    async def _send(self, message: SendMail) -> str | None:
+        """Deliver a mail; the reason it failed (logged here, never sent to the client)."""
+        if self._mailer is None:
+            log.warning("no mailer configured: %s mail to a user was not sent", message.kind)
+            return "no mailer configured"
+        try:
+            await self._mailer.send(message)
+        except MailerError as err:
+            log.warning("%s mail not delivered: %s", message.kind, err)
+            return str(err)
+        return None
 
     def _check(self, encoded: str, password: str) -> bool:
         """Verify by scheme (in a worker thread); unknown schemes and no password never match."""

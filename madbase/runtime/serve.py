@@ -16,7 +16,7 @@ import attrs
 import trio
 
 from madbase.config import Config
-from madbase.protocol.auth import AuthLimits, BearerVerifier, ExternalSettings
+from madbase.protocol.auth import AuthLimits, BearerVerifier, ExternalSettings, MailSettings
 from madbase.protocol.auth.ratelimit import RateLimits, parse_networks
 from madbase.protocol.http import Service
 from madbase.protocol.rest import RestLimits
@@ -25,12 +25,21 @@ from madbase.runtime.auth import AuthService
 from madbase.runtime.db import Pool
 from madbase.runtime.embedded import EmbeddedPostgres
 from madbase.runtime.http import HttpServer
+from madbase.runtime.mailer import Mailer, OutboxMailer, SmtpMailer
 from madbase.runtime.migrate import migrate
 from madbase.runtime.rest import RestService
 from madbase.runtime.schema_cache import SchemaCache
 from madbase.runtime.secrets import ProjectSecrets
 
-__all__ = ["Project", "Ready", "database_url", "open_project", "run_server"]
+__all__ = [
+    "Project",
+    "Ready",
+    "auth_service",
+    "database_url",
+    "mailer_for",
+    "open_project",
+    "run_server",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +74,11 @@ def database_url(config: Config) -> str:
 
 
 @contextlib.asynccontextmanager
-async def open_project(config: Config) -> AsyncIterator[Project]:
+async def open_project(config: Config, *, url: str | None = None) -> AsyncIterator[Project]:
     """Database (embedded or external), migrations and the `App`; all stopped on exit.
 
     Used by `run_server` and by the ASGI entry point, so both serve the same application.
+    `url` is the base URL clients use when it differs from `config.url` (a port picked at bind).
     """
     secrets_ = ProjectSecrets.load_or_create(config.data_dir, jwt_secret=config.jwt_secret)
     async with trio.open_nursery() as root:
@@ -99,27 +109,7 @@ async def open_project(config: Config) -> AsyncIterator[Project]:
                 ),
                 schemas=config.db_schemas,
             )
-            auth = AuthService(
-                pool=pool,
-                secret=secrets_.jwt_secret,
-                limits=AuthLimits(issuer=f"{config.url}/auth/v1"),
-                site_url=config.site_url,
-                uri_allow_list=config.auth_uri_allow_list,
-                external=ExternalSettings(
-                    providers=config.auth_providers,
-                    redirect_uri=f"{config.url}/auth/v1/callback",
-                    manual_linking_enabled=config.auth_manual_linking_enabled,
-                ),
-                rate_limits=RateLimits(
-                    token_per_5m=config.auth_rate_limit_token,
-                    verify_per_5m=config.auth_rate_limit_verify,
-                    otp_per_5m=config.auth_rate_limit_otp,
-                    anonymous_per_hour=config.auth_rate_limit_anonymous,
-                    mfa_per_minute=config.auth_rate_limit_mfa,
-                    address_per_5m=config.auth_rate_limit_address,
-                    trusted_proxies=parse_networks(",".join(config.trusted_proxies)),
-                ),
-            )
+            auth = auth_service(config, pool, secrets_.jwt_secret, url=url)
             app.services[Service.AUTH] = auth
             yield Project(app=app, secrets=secrets_, db_url=db_url)
         finally:
@@ -128,6 +118,53 @@ async def open_project(config: Config) -> AsyncIterator[Project]:
                     await auth.aclose()
             pool.close()
             root.cancel_scope.cancel()
+
+
+def mailer_for(config: Config) -> Mailer:
+    """The mailer `config.mailer` names."""
+    if config.mailer == "smtp":
+        return SmtpMailer(config.smtp)
+    return OutboxMailer(config.outbox_dir, sender=config.smtp.sender)
+
+
+def auth_service(config: Config, pool: Pool, secret: str, *, url: str | None = None) -> AuthService:
+    """The `/auth/v1` service as configured; `url` overrides the server's base URL."""
+    base = url or config.url
+    auth = config.auth
+    site_url = config.site_url or base
+    return AuthService(
+        pool=pool,
+        secret=secret,
+        limits=AuthLimits(issuer=f"{base}/auth/v1", phone_enabled=auth.phone),
+        site_url=site_url,
+        autoconfirm=auth.autoconfirm,
+        uri_allow_list=auth.redirect_urls,
+        external=ExternalSettings(
+            providers=config.auth_providers,
+            redirect_uri=f"{base}/auth/v1/callback",
+            manual_linking_enabled=config.auth_manual_linking_enabled,
+        ),
+        rate_limits=RateLimits(
+            token_per_5m=config.auth_rate_limit_token,
+            verify_per_5m=config.auth_rate_limit_verify,
+            otp_per_5m=config.auth_rate_limit_otp,
+            anonymous_per_hour=config.auth_rate_limit_anonymous,
+            mfa_per_minute=config.auth_rate_limit_mfa,
+            address_per_5m=config.auth_rate_limit_address,
+            trusted_proxies=parse_networks(",".join(config.trusted_proxies)),
+        ),
+        mail=MailSettings(
+            external_url=f"{base}/auth/v1",
+            redirect_allow_list=auth.redirect_urls,
+            otp_expiry_seconds=auth.otp_expiry,
+            max_frequency_seconds=auth.email_max_frequency,
+            secure_email_change=auth.secure_email_change,
+            password_require_reauthentication=auth.secure_password_change,
+            sms_enabled=auth.phone,
+        ),
+        mailer=mailer_for(config),
+        sms=OutboxMailer(config.outbox_dir, sender=config.smtp.sender) if auth.phone else None,
+    )
 
 
 async def run_server(

@@ -183,6 +183,8 @@ def test_supabase_js_against_gateway_and_rest(tmp_path: Path) -> None:
                     "MADBASE_OAUTH_PROVIDER_URL": provider.url,
                     "MADBASE_GOOGLE_ID_TOKEN": provider.id_token(nonce="js-nonce", now=time.time()),
                     "MADBASE_GOOGLE_NONCE": "js-nonce",
+                    # The default mailer of `madbase serve` writes auth mail here (auth.test.mjs).
+                    "MADBASE_OUTBOX": str(data_dir / "outbox"),
                 },
             )
         finally:
@@ -190,3 +192,20 @@ def test_supabase_js_against_gateway_and_rest(tmp_path: Path) -> None:
     passed = re.search(r"^# pass (\d+)$", done.stdout, re.MULTILINE)
     assert passed is not None, done.stdout
     assert int(passed.group(1)) >= 11, done.stdout
+
+
+def test_supabase_js_signup_without_autoconfirm(tmp_path: Path) -> None:
+    ensure_node_modules()
+    data_dir = tmp_path / "data"
+    served = start(data_dir, env={"MADBASE_AUTH_AUTOCONFIRM": "false"})
+    try:
+        done = run_node_tests(
+            served,
+            "confirm/signup.mjs",
+            extra_env={"MADBASE_OUTBOX": str(data_dir / "outbox")},
+        )
+    finally:
+        served.stop()
+    passed = re.search(r"^# pass (\d+)$", done.stdout, re.MULTILINE)
+    assert passed is not None, done.stdout
+    assert int(passed.group(1)) == 2, done.stdout

@@ -130,6 +130,13 @@ from madbase.protocol.auth.limits import (
     AuthLimits,
     parse_required_characters,
 )
+from madbase.protocol.auth.mail import (
+    MailKind,
+    MailSettings,
+    SendMail,
+    SendSms,
+    SmsNotSent,
+)
 from madbase.protocol.auth.outbound import HttpFailure, HttpRequest, HttpResponse
 from madbase.protocol.auth.passwords import (
     CheckPassword,
@@ -258,6 +265,8 @@ __all__ = [
     "InsufficientAal",
     "InvalidCredentials",
     "LogoutScope",
+    "MailKind",
+    "MailSettings",
     "ManualLinkingDisabled",
     "MfaChallengeExpired",
     "MfaFactorNameConflict",
@@ -311,12 +320,15 @@ __all__ = [
     "RunTransaction",
     "SamePassword",
     "SamlProviderDisabled",
+    "SendMail",
+    "SendSms",
     "Session",
     "SessionExpired",
     "SessionNotFound",
     "SignupDisabled",
     "SignupRequest",
     "SingleIdentityNotDeletable",
+    "SmsNotSent",
     "SmsSendFailed",
     "SsoProviderDisabled",
     "SsoProviderNotFound",

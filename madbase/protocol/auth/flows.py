@@ -24,7 +24,17 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Final, TypeAlias, assert_never
 
-from madbase.protocol.auth import admin, mfa, oauth, sql
+from madbase.protocol.auth import (
+    admin,
+    mail_admin,
+    mail_flows,
+    mail_sql,
+    mail_steps,
+    mfa,
+    oauth,
+    sql,
+    verify_flows,
+)
 from madbase.protocol.auth.errors import (
     AuthError,
     BadJwt,
@@ -51,6 +61,7 @@ from madbase.protocol.auth.grants import (
     parse_token_request,
 )
 from madbase.protocol.auth.idtoken import id_token_grant
+from madbase.protocol.auth.mail import MailKind
 from madbase.protocol.auth.passwords import (
     needs_rehash,
     password_weakness,
@@ -125,7 +136,14 @@ _ROTATION_ATTEMPTS: Final = 3
 
 # Routers of the other endpoint modules, tried in order after this module's own routes.
 Router: TypeAlias = Callable[..., "Flow[Response] | None"]
-_ROUTERS: Final[tuple[Router, ...]] = (mfa.route, admin.route, oauth.route)
+_ROUTERS: Final[tuple[Router, ...]] = (
+    mfa.route,
+    admin.route,
+    oauth.route,
+    verify_flows.route,
+    mail_flows.route,
+    mail_admin.route,
+)
 
 
 # --- entry point -------------------------------------------------------------------------------
@@ -197,6 +215,9 @@ def _settings(settings: AuthSettings) -> JsonObject:
 
 def _signup(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
     parsed = parse_signup(request.body, settings.limits)
+    texted = isinstance(parsed, SignupRequest) and parsed.phone and not settings.autoconfirm
+    if texted and not settings.mail.sms_enabled:  # GoTrue's answer, before anything is written
+        raise UnexpectedFailure("Unable to get SMS provider")
     # user, identity, session, amr claim, two audit entries; then 8 bytes of refresh token.
     random = yield from draw_random(6 * UUID_BYTES + 8)
     user_id, identity_id, session_id, claim_id, audit1, audit2 = uuids(random, 6)
@@ -255,8 +276,8 @@ def _signup(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
     statements.append(
         audit(
             user_id,
-            "user_signedup",
-            "team",
+            "user_signedup" if confirmed else "user_confirmation_requested",
+            "team" if confirmed else "user",
             entry_id=audit1,
             request=request,
             now=now,
@@ -285,11 +306,28 @@ def _signup(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
     result = yield from try_run(*statements)
     if isinstance(result, DbError):
         if result.sqlstate == UNIQUE_VIOLATION:
+            if email and not confirmed:
+                data = parsed.data if isinstance(parsed, SignupRequest) else {}
+                return (
+                    yield from mail_steps.repeated_signup(email, data, request, settings, now=now)
+                )
             raise PhoneExists() if phone and not email else UserAlreadyExists()
         raise UnexpectedFailure(f"database error {result.sqlstate}")
     user = sql.decode_user(first(result[-1]))
     if user is None:
         raise UnexpectedFailure
+    if session is None and email:
+        issued = yield from mail_steps.issue_token(
+            user, mail_sql.TokenSlot.CONFIRMATION, request=request, settings=settings, now=now
+        )
+        yield from mail_steps.mail_token(
+            issued, MailKind.CONFIRMATION, "signup", request=request, settings=settings
+        )
+        user = issued.user
+    elif session is None and phone:
+        _, user = yield from mail_steps.send_sms_otp(
+            user, phone, request=request, settings=settings, now=now
+        )
     if session is None:
         return json_response(200, render_user(user))
     return session_body(user, session, token, settings, now=now)
@@ -433,6 +471,9 @@ def _update_user(request: Request, settings: AuthSettings, *, now: datetime) -> 
                 merged[key] = value
         statements.append(sql.set_user_metadata(user.id, merged, now=now))
     if update.password is not None:
+        statements += yield from mail_steps.check_nonce(
+            user, session_id, update.nonce, settings, now=now
+        )
         if user.encrypted_password and (
             yield from check_password(user.encrypted_password, update.password)
         ):
@@ -442,9 +483,14 @@ def _update_user(request: Request, settings: AuthSettings, *, now: datetime) -> 
             sql.set_password(user.id, encrypted, now=now),
             # A new password ends every other session (models/user.go UpdatePassword).
             sql.delete_sessions(user.id, only=None, keep=session_id or sql.NIL_UUID),
+            # ... and voids every pending mailed token (models/user.go UpdatePassword).
+            mail_sql.clear_all_tokens(user.id),
         ]
         action = "user_updated_password"
-    # TODO(auth-email-change): email and phone changes need the mailer; ignored for now.
+    new_email = update.email if update.email not in (None, user.email or "") else None
+    if new_email is not None:
+        yield from mail_steps.check_email_free(user, new_email)
+    # TODO(auth-phone-change): phone changes need an SMS provider; ignored for now.
     statements += [
         audit(user.id, action, "user", entry_id=audit_id, request=request, now=now),
         sql.select_user(user.id),
@@ -453,6 +499,8 @@ def _update_user(request: Request, settings: AuthSettings, *, now: datetime) -> 
     fresh = sql.decode_user(first(result[-1]))
     if fresh is None:  # deleted while this request ran
         raise UserNotFound(status=403)
+    if new_email is not None:  # after the password change, which voids pending tokens
+        fresh = yield from mail_steps.change_email(fresh, new_email, request, settings, now=now)
     return json_response(200, render_user(fresh))
 
 

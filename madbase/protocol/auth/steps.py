@@ -8,6 +8,8 @@ and is sent the result. The commands and what the runtime sends back:
     CheckPassword(...)     -> bool                       (by the hash's scheme)
     DrawRandom(size)       -> bytes                      (from a CSPRNG)
     HttpRequest(...)       -> HttpResponse | HttpFailure (to an OAuth provider, see `outbound`)
+    SendMail(...)          -> None | str                 (delivered, or why not; see `mail`)
+    SendSms(...)           -> str | SmsNotSent           (the message id, or why not)
 
 The helpers here (`run`, `draw_random`, `authenticate`, `session_body`, ...) are the steps the
 endpoint modules share: each endpoint module imports them, never another endpoint module.
@@ -35,6 +37,7 @@ from madbase.protocol.auth.errors import (
     WeakPassword,
 )
 from madbase.protocol.auth.limits import AuthLimits
+from madbase.protocol.auth.mail import MailSettings, SendMail, SendSms
 from madbase.protocol.auth.outbound import HttpRequest
 from madbase.protocol.auth.passwords import (
     CheckPassword,
@@ -104,7 +107,9 @@ class DrawRandom:
     size: int
 
 
-AuthCommand: TypeAlias = RunTransaction | HashPassword | CheckPassword | DrawRandom | HttpRequest
+AuthCommand: TypeAlias = (
+    RunTransaction | HashPassword | CheckPassword | DrawRandom | HttpRequest | SendMail | SendSms
+)
 Flow: TypeAlias = Generator[AuthCommand, object, T]
 
 
@@ -116,12 +121,14 @@ class AuthSettings:
     limits: AuthLimits
     secret: str = attrs.field(repr=False)
     site_url: str
-    # GoTrue's MAILER_AUTOCONFIRM; on for local development (no mailer yet), so signup signs in.
+    # GoTrue's MAILER_AUTOCONFIRM; on for local development, so signup signs in.
     autoconfirm: bool = True
     # GoTrue's URI_ALLOW_LIST: where `redirect_to` may point besides the site URL (globs).
     uri_allow_list: tuple[str, ...] = ()
     # OAuth/OIDC providers and flow-state settings (see `providers`).
     external: ExternalSettings = attrs.field(factory=ExternalSettings)
+    # Links, redirect allow list, OTP expiry and resend interval of the mailing flows.
+    mail: MailSettings = attrs.field(factory=MailSettings)
 
 
 # --- the commands, typed -----------------------------------------------------------------------

@@ -29,7 +29,9 @@ from madbase.protocol.auth import (
     CheckPassword,
     DrawRandom,
     HashPassword,
+    MailKind,
     RunTransaction,
+    SendMail,
     auth_flow,
     new_refresh_token,
 )
@@ -490,14 +492,20 @@ def test_signup_email_autoconfirm_signs_in() -> None:
     assert PASSWORD not in run.params()
 
 
+def sent(command: AuthCommand) -> object:
+    assert isinstance(command, SendMail), command
+    return None
+
+
 def test_signup_without_autoconfirm_returns_the_user_only() -> None:
     settings = attrs.evolve(SETTINGS, autoconfirm=False)
-    row = user_json(id=uuid_at(0), email_confirmed_at=None)
+    row = user_json(id=uuid_at(0), email_confirmed_at=None, email="c@example.com")
+    stored = ((uuid_at(0).encode(),),)
     run = drive(
         "POST",
         "/signup",
         {"email": "c@example.com", "password": PASSWORD},
-        signup_answers(row),
+        [*signup_answers(row), rand, tx(first=stored, last=((row,),)), sent],
         settings=settings,
     )
     assert run.status == 200
@@ -506,8 +514,17 @@ def test_signup_without_autoconfirm_returns_the_user_only() -> None:
         "insert into auth.identities",
         "insert into auth.audit_log_entries",
         "select jsonb_build_object( 'user',",
+        "with u as",
+        "select jsonb_build_object( 'user',",
     ]
-    user, identity, _, _ = run.statements
+    mail = run.commands[-1]
+    assert isinstance(mail, SendMail)
+    assert (mail.to, mail.kind, mail.subject) == (
+        "c@example.com",
+        MailKind.CONFIRMATION,
+        "Confirm your email address",
+    )
+    user, identity, *_ = run.statements
     # email_confirmed_at, phone_confirmed_at, last_sign_in_at
     assert user.params[6:9] == (None, None, None)
     assert identity.params[5] is None
@@ -1128,9 +1145,12 @@ def test_put_user_changes_the_password_and_ends_other_sessions() -> None:
     assert run.kinds == [RunTransaction, DrawRandom, CheckPassword, HashPassword, RunTransaction]
     assert run.commands[2] == CheckPassword(encrypted_password=ARGON2ID, password="new-s3cret")
     assert run.commands[3] == HashPassword(password="new-s3cret")
-    password, sessions, audit, _ = run.transactions[1].statements
+    password, sessions, tokens, audit, _ = run.transactions[1].statements
     assert password.params == (USER_ID, NEW_HASH, STAMP)
     assert sessions.sql.startswith("delete from auth.sessions")
+    # Pending mailed tokens die with the old password.
+    assert "delete from auth.one_time_tokens" in tokens.sql
+    assert tokens.params == (USER_ID,)
     assert sessions.params == (USER_ID, None, SESSION_ID)
     assert audit.params[2:4] == ("user_updated_password", "user")
     assert "new-s3cret" not in run.params()
@@ -1166,8 +1186,8 @@ def test_put_user_metadata_and_password_together() -> None:
     )
     assert run.status == 200
     statements = run.transactions[1].statements
-    assert len(statements) == 5
-    assert statements[3].params[2] == "user_updated_password"
+    assert len(statements) == 6
+    assert statements[4].params[2] == "user_updated_password"
 
 
 def test_put_user_empty_body_only_audits() -> None:

@@ -288,6 +288,13 @@ def test_admit_auth_health_and_settings_refuse_bad_key(subpath: str) -> None:
     assert response.status == 401
 
 
+def test_admit_auth_verify_link_needs_no_key() -> None:
+    # The link in auth mails is opened by a browser, without an API key.
+    assert admitted("/auth/v1/verify?token=h&type=signup") == Dispatch(
+        service=Service.AUTH, subpath="/verify", role="anon"
+    )
+
+
 @pytest.mark.parametrize(
     "target",
     [
@@ -296,6 +303,7 @@ def test_admit_auth_health_and_settings_refuse_bad_key(subpath: str) -> None:
         "/rest/v1/health",
         "/storage/v1/settings",
         "/auth/v1/authorize/x",
+        "/auth/v1/verify/x",
         "/auth/v1/user",
     ],
 )

@@ -1,0 +1,370 @@
+"""The endpoints that mail a token: POST /otp, /magiclink, /recover, /resend, GET /reauthenticate.
+
+GoTrue's answers (otp.go, magic_link.go, recover.go, resend.go, reauthenticate.go):
+
+    /otp (email)       confirmed user: magic link + OTP (recovery token). New or unconfirmed
+                       user: signed up first; with autoconfirm confirmed and sent the magic link,
+                       without it sent the confirmation mail. `create_user: false` and no user:
+                       422 otp_disabled. Answer `{}`.
+    /otp (phone)       the same with a code by SMS (`{"message_id"}` once confirmed); without
+                       an SMS sender, GoTrue's 500 "Unable to get SMS provider".
+    /recover           recovery link + OTP; `{}` whether or not the address is known.
+    /resend            signup: the confirmation again (unless confirmed); email_change: both
+                       change mails again (if a change is pending); sms: the code again
+                       (`{"message_id"}`); unknown address: `{}`.
+    /reauthenticate    a nonce by mail for a secure password change; `{}`.
+
+Every mail of one kind to one user is at most once per `max_frequency_seconds` (429
+over_email_send_rate_limit, "For security purposes, you can only request this after N
+seconds."; texts: over_sms_send_rate_limit). Phone changes and reauthentication by phone are not
+served. PKCE (`code_challenge`) is accepted by the parsers but not acted on yet.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from madbase.protocol.auth import mail_sql, sql
+from madbase.protocol.auth.body import FieldKind, decode_fields
+from madbase.protocol.auth.errors import (
+    EmailNotConfirmed,
+    EmailProviderDisabled,
+    OtpDisabled,
+    PhoneNotConfirmed,
+    SignupDisabled,
+    UnexpectedFailure,
+    ValidationFailed,
+)
+from madbase.protocol.auth.mail import MailKind, render_mail
+from madbase.protocol.auth.mail_sql import TokenSlot
+from madbase.protocol.auth.mail_steps import (
+    issue_token,
+    mail_token,
+    new_email_user,
+    send_email_change,
+    send_mail,
+    send_sms_otp,
+)
+from madbase.protocol.auth.steps import (
+    UUID_BYTES,
+    AuthSettings,
+    Flow,
+    JsonObject,
+    audit,
+    authenticate,
+    draw_random,
+    first,
+    run,
+    uuids,
+)
+from madbase.protocol.auth.tokens import User
+from madbase.protocol.auth.validate import (
+    parse_otp,
+    parse_recover,
+    parse_resend,
+    validate_email,
+)
+from madbase.protocol.http.messages import Request, Response, json_response
+from madbase.protocol.sql import Statement
+
+__all__ = ["route"]
+
+_NO_SMS: Final = "Unable to get SMS provider"
+
+
+def route(
+    request: Request, path: str, settings: AuthSettings, *, now: datetime
+) -> Flow[Response] | None:
+    """The mailing endpoints, or None for any other request."""
+    match (request.method, path):
+        case ("POST", "/otp"):
+            return _otp(request, settings, now=now)
+        case ("POST", "/magiclink"):
+            return _magiclink(request, settings, now=now)
+        case ("POST", "/recover"):
+            return _recover(request, settings, now=now)
+        case ("POST", "/resend"):
+            return _resend(request, settings, now=now)
+        case ("GET", "/reauthenticate"):
+            return _reauthenticate(request, settings, now=now)
+    return None
+
+
+def _empty() -> Response:
+    return json_response(200, {})
+
+
+def _find(email: str | None, phone: str | None = None) -> Flow[User | None]:
+    lookup = sql.user_by_email(email) if email else sql.user_by_phone(phone or "")
+    (found,) = yield from run(lookup, read_only=True)
+    return sql.decode_user(first(found))
+
+
+# --- POST /otp, POST /magiclink ----------------------------------------------------------------
+
+
+def _otp(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
+    params = parse_otp(request.body, settings.limits)
+    user = yield from _find(params.email, params.phone)
+    if user is None and not params.create_user:
+        raise OtpDisabled("Signups not allowed for otp")
+    if params.email is None:
+        assert params.phone is not None
+        return (yield from _sms_otp(params.phone, params.data, user, request, settings, now=now))
+    return (yield from _magic_link(params.email, params.data, user, request, settings, now=now))
+
+
+def _sms_otp(
+    phone: str,
+    data: JsonObject,
+    user: User | None,
+    request: Request,
+    settings: AuthSettings,
+    *,
+    now: datetime,
+) -> Flow[Response]:
+    """POST /otp with a phone number (otp.go SmsOtp): as the magic link, with a texted code."""
+    if not settings.mail.sms_enabled:
+        raise UnexpectedFailure(_NO_SMS)
+    random = yield from draw_random(3 * UUID_BYTES)
+    user_id, identity_id, audit_id = uuids(random, 3)
+    if user is None or user.phone_confirmed_at is None:
+        if user is None and settings.limits.disable_signup:
+            raise SignupDisabled
+        statements: tuple[Statement, ...] = ()
+        if user is None:
+            statements = new_email_user(
+                phone,
+                data,
+                ids=[user_id, identity_id],
+                confirmed=settings.autoconfirm,
+                settings=settings,
+                now=now,
+                phone=True,
+            )
+        elif settings.autoconfirm:
+            statements = (mail_sql.confirm_phone(user.id, now=now),)
+        target = user.id if user is not None else user_id
+        result = yield from run(
+            *statements,
+            audit(
+                target,
+                "user_signedup" if settings.autoconfirm else "user_confirmation_requested",
+                "team" if settings.autoconfirm else "user",
+                entry_id=audit_id,
+                request=request,
+                now=now,
+                traits={"provider": "phone"},
+            ),
+            sql.select_user(target),
+        )
+        user = sql.decode_user(first(result[-1]))
+        if user is None:  # deleted by someone else meanwhile
+            raise UnexpectedFailure("Database error saving new user")
+        if not settings.autoconfirm:
+            yield from send_sms_otp(user, phone, request=request, settings=settings, now=now)
+            return _empty()
+        audit_id = uuids((yield from draw_random(UUID_BYTES)), 1)[0]
+    entry = audit(
+        user.id, "user_recovery_requested", "user", entry_id=audit_id, request=request, now=now
+    )
+    message_id, _ = yield from send_sms_otp(
+        user, phone, request=request, settings=settings, now=now, before=(entry,)
+    )
+    return json_response(200, {"message_id": message_id})
+
+
+def _magiclink(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
+    fields = decode_fields(
+        request.body,
+        settings.limits,
+        "MagicLinkParams",
+        {"email": FieldKind.STRING, "data": FieldKind.MAP},
+    )
+    if not settings.limits.email_enabled:
+        raise EmailProviderDisabled("Email logins are disabled")
+    if not fields.text("email"):
+        raise ValidationFailed("Password recovery requires an email", status=422)
+    email = validate_email(fields.text("email"))
+    user = yield from _find(email)
+    data = fields.mapping("data") or {}
+    return (yield from _magic_link(email, data, user, request, settings, now=now))
+
+
+def _magic_link(
+    email: str,
+    data: JsonObject,
+    user: User | None,
+    request: Request,
+    settings: AuthSettings,
+    *,
+    now: datetime,
+) -> Flow[Response]:
+    random = yield from draw_random(3 * UUID_BYTES)
+    user_id, identity_id, audit_id = uuids(random, 3)
+    if user is None or user.email_confirmed_at is None:
+        # GoTrue signs the address up first (a user without a usable password).
+        if user is None and settings.limits.disable_signup:
+            raise SignupDisabled
+        statements: tuple[Statement, ...] = ()
+        if user is None:
+            statements = new_email_user(
+                email,
+                data,
+                ids=[user_id, identity_id],
+                confirmed=settings.autoconfirm,
+                settings=settings,
+                now=now,
+            )
+        elif settings.autoconfirm:
+            statements = (mail_sql.confirm_email(user.id, now=now),)
+        action = "user_signedup" if settings.autoconfirm else "user_confirmation_requested"
+        target = user.id if user is not None else user_id
+        result = yield from run(
+            *statements,
+            audit(
+                target,
+                action,
+                "team" if settings.autoconfirm else "user",
+                entry_id=audit_id,
+                request=request,
+                now=now,
+                traits={"provider": "email"},
+            ),
+            sql.select_user(target),
+        )
+        user = sql.decode_user(first(result[-1]))
+        if user is None:  # deleted by someone else meanwhile
+            raise UnexpectedFailure("Database error saving new user")
+        if not settings.autoconfirm:
+            # The confirmation mail doubles as the magic link.
+            issued = yield from issue_token(
+                user, TokenSlot.CONFIRMATION, request=request, settings=settings, now=now
+            )
+            yield from mail_token(
+                issued, MailKind.CONFIRMATION, "signup", request=request, settings=settings
+            )
+            return _empty()
+        audit_id = uuids((yield from draw_random(UUID_BYTES)), 1)[0]
+    entry = audit(
+        user.id, "user_recovery_requested", "user", entry_id=audit_id, request=request, now=now
+    )
+    issued = yield from issue_token(
+        user, TokenSlot.RECOVERY, request=request, settings=settings, now=now, before=(entry,)
+    )
+    yield from mail_token(
+        issued, MailKind.MAGIC_LINK, "magiclink", request=request, settings=settings
+    )
+    return _empty()
+
+
+# --- POST /recover, POST /resend -----------------------------------------------------------------
+
+
+def _recover(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
+    if not settings.limits.email_enabled:
+        raise EmailProviderDisabled("Email logins are disabled")
+    params = parse_recover(request.body, settings.limits)
+    user = yield from _find(params.email)
+    if user is None:
+        return _empty()  # the same answer as for a known address
+    (audit_id,) = uuids((yield from draw_random(UUID_BYTES)), 1)
+    entry = audit(
+        user.id, "user_recovery_requested", "user", entry_id=audit_id, request=request, now=now
+    )
+    issued = yield from issue_token(
+        user, TokenSlot.RECOVERY, request=request, settings=settings, now=now, before=(entry,)
+    )
+    yield from mail_token(issued, MailKind.RECOVERY, "recovery", request=request, settings=settings)
+    return _empty()
+
+
+def _resend(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
+    params = parse_resend(request.body, settings.limits)
+    user = yield from _find(params.email, params.phone)
+    if user is None:
+        return _empty()
+    match params.type:
+        case "signup":
+            if user.email_confirmed_at is not None:
+                return _empty()
+            (audit_id,) = uuids((yield from draw_random(UUID_BYTES)), 1)
+            entry = audit(
+                user.id,
+                "user_confirmation_requested",
+                "user",
+                entry_id=audit_id,
+                request=request,
+                now=now,
+            )
+            issued = yield from issue_token(
+                user,
+                TokenSlot.CONFIRMATION,
+                request=request,
+                settings=settings,
+                now=now,
+                before=(entry,),
+            )
+            yield from mail_token(
+                issued, MailKind.CONFIRMATION, "signup", request=request, settings=settings
+            )
+        case "email_change":
+            if not user.email_change:
+                return _empty()
+            yield from send_email_change(user, user.email_change, request, settings, now=now)
+        case "sms":
+            if user.phone_confirmed_at is not None:
+                return _empty()
+            if not settings.mail.sms_enabled:
+                raise UnexpectedFailure(_NO_SMS)
+            assert params.phone is not None
+            message_id, _ = yield from send_sms_otp(
+                user, params.phone, request=request, settings=settings, now=now
+            )
+            return json_response(200, {"message_id": message_id})
+        case _:  # phone_change
+            if not user.phone_change:
+                return _empty()
+            raise UnexpectedFailure(_NO_SMS)
+    return _empty()
+
+
+# --- GET /reauthenticate -------------------------------------------------------------------------
+
+
+def _reauthenticate(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
+    user, _ = yield from authenticate(request, settings, now=now)
+    if not user.email and not user.phone:
+        raise ValidationFailed(
+            "Reauthentication requires the user to have an email or a phone number"
+        )
+    if not user.email:
+        if user.phone_confirmed_at is None:
+            raise PhoneNotConfirmed("Please verify your phone first.", status=422)
+        raise UnexpectedFailure(_NO_SMS)
+    if user.email_confirmed_at is None:
+        raise EmailNotConfirmed("Please verify your email first.", status=422)
+    (audit_id,) = uuids((yield from draw_random(UUID_BYTES)), 1)
+    entry = audit(
+        user.id,
+        "user_reauthenticate_requested",
+        "user",
+        entry_id=audit_id,
+        request=request,
+        now=now,
+    )
+    issued = yield from issue_token(
+        user,
+        TokenSlot.REAUTHENTICATION,
+        request=request,
+        settings=settings,
+        now=now,
+        before=(entry,),
+    )
+    # The nonce mail has no link: the code is typed into the app.
+    assert issued.user.email
+    yield from send_mail(
+        render_mail(MailKind.REAUTHENTICATION, to=issued.user.email, otp=issued.otp)
+    )
+    return _empty()
