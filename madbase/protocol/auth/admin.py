@@ -35,7 +35,6 @@ from madbase.protocol.auth.body import FieldKind, decode_fields
 from madbase.protocol.auth.errors import (
     EmailExists,
     MfaFactorNameConflict,
-    NotAdmin,
     PhoneExists,
     UnexpectedFailure,
     UserAlreadyExists,
@@ -51,11 +50,10 @@ from madbase.protocol.auth.steps import (
     Flow,
     JsonObject,
     audit,
-    authenticate,
-    bearer_claims,
     draw_random,
     first,
     hash_password,
+    require_admin,
     run,
     try_run,
     uuids,
@@ -67,8 +65,6 @@ from madbase.protocol.sql import DbError, DbResult, Statement
 
 __all__ = ["route"]
 
-# conf: JWT_ADMIN_ROLES default.
-ADMIN_ROLES: Final = frozenset({"service_role", "supabase_admin"})
 # Supabase sets GOTRUE_JWT_DEFAULT_GROUP_NAME to this (the bare binary leaves it empty).
 _DEFAULT_ROLE: Final = "authenticated"
 _GENERATED_PASSWORD_BYTES: Final = 48  # 64 characters, as GoTrue's password.Generate(64, ...)
@@ -104,19 +100,6 @@ def route(
 
 
 # --- shared steps ------------------------------------------------------------------------------
-
-
-def _require_admin(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[str]:
-    """The admin role of the request's token (GoTrue's requireAdminCredentials)."""
-    claims = bearer_claims(request, settings, now=now)
-    session_id = claims.get("session_id")
-    if isinstance(session_id, str) and session_id and session_id != sql.NIL_UUID:
-        # A token of a real session counts only while that session lives.
-        yield from authenticate(request, settings, now=now)
-    role = claims.get("role")
-    if not isinstance(role, str) or role not in ADMIN_ROLES:
-        raise NotAdmin("User not allowed")
-    return role
 
 
 def _load_user(user_id: str) -> Flow[User]:
@@ -177,7 +160,7 @@ def _identity_data(user_id: str, provider: str, value: str, *, verified: bool) -
 
 
 def _list(request: Request, path: str, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
-    yield from _require_admin(request, settings, now=now)
+    yield from require_admin(request, settings, now=now)
     ascending = False
     for field in _query_values(request, "sort")[:1]:
         name, _, direction = field.partition(" ")
@@ -227,7 +210,7 @@ def _query_values(request: Request, name: str) -> list[str]:
 
 
 def _create(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
-    role = yield from _require_admin(request, settings, now=now)
+    role = yield from require_admin(request, settings, now=now)
     params = parse_admin_user(request.body, settings.limits)
     aud = params.aud or _request_aud(request, settings)
     if not params.email and not params.phone:
@@ -334,7 +317,7 @@ def _ban_end(ban: timedelta, now: datetime) -> datetime | None:
 def _get(
     request: Request, user_id: str, settings: AuthSettings, *, now: datetime
 ) -> Flow[Response]:
-    yield from _require_admin(request, settings, now=now)
+    yield from require_admin(request, settings, now=now)
     user = yield from _load_user(user_id)
     return json_response(200, render_user(user))
 
@@ -342,7 +325,7 @@ def _get(
 def _update(
     request: Request, user_id: str, settings: AuthSettings, *, now: datetime
 ) -> Flow[Response]:
-    role = yield from _require_admin(request, settings, now=now)
+    role = yield from require_admin(request, settings, now=now)
     user = yield from _load_user(user_id)
     params = parse_admin_user(request.body, settings.limits)
     email = validate_email(params.email) if params.email else ""
@@ -434,7 +417,7 @@ def _obfuscate(user_id: str, value: str) -> str:
 def _delete(
     request: Request, user_id: str, settings: AuthSettings, *, now: datetime
 ) -> Flow[Response]:
-    role = yield from _require_admin(request, settings, now=now)
+    role = yield from require_admin(request, settings, now=now)
     user = yield from _load_user(user_id)
     soft = False
     if request.body:
@@ -495,7 +478,7 @@ def _delete(
 def _list_factors(
     request: Request, user_id: str, settings: AuthSettings, *, now: datetime
 ) -> Flow[Response]:
-    yield from _require_admin(request, settings, now=now)
+    yield from require_admin(request, settings, now=now)
     user = yield from _load_user(user_id)
     return json_response(200, [render_factor(f) for f in user.factors])
 
@@ -503,7 +486,7 @@ def _list_factors(
 def _delete_factor(
     request: Request, user_id: str, factor_id: str, settings: AuthSettings, *, now: datetime
 ) -> Flow[Response]:
-    yield from _require_admin(request, settings, now=now)
+    yield from require_admin(request, settings, now=now)
     user = yield from _load_user(user_id)
     factor = find_factor(user, factor_id)
     (audit_id,) = uuids((yield from draw_random(UUID_BYTES)), 1)
@@ -526,7 +509,7 @@ def _delete_factor(
 def _update_factor(
     request: Request, user_id: str, factor_id: str, settings: AuthSettings, *, now: datetime
 ) -> Flow[Response]:
-    role = yield from _require_admin(request, settings, now=now)
+    role = yield from require_admin(request, settings, now=now)
     user = yield from _load_user(user_id)
     factor = find_factor(user, factor_id)
     fields = decode_fields(

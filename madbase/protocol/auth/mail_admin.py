@@ -24,7 +24,6 @@ from madbase.protocol.auth import mail_sql, sql
 from madbase.protocol.auth.body import FieldKind, decode_fields
 from madbase.protocol.auth.errors import (
     EmailExists,
-    NotAdmin,
     UnexpectedFailure,
     UserNotFound,
     ValidationFailed,
@@ -50,10 +49,10 @@ from madbase.protocol.auth.steps import (
     Flow,
     JsonObject,
     audit,
-    bearer_claims,
     draw_random,
     first,
     hash_password,
+    require_admin,
     run,
     uuids,
 )
@@ -64,8 +63,6 @@ from madbase.protocol.sql import Statement
 
 __all__ = ["route"]
 
-# JWT_ADMIN_ROLES default (conf/configuration.go).
-ADMIN_ROLES: Final = frozenset({"service_role", "supabase_admin"})
 _LINK_TYPES: Final = frozenset(
     {"signup", "invite", "magiclink", "recovery", "email_change_current", "email_change_new"}
 )
@@ -81,18 +78,6 @@ def route(
         case ("POST", "/admin/generate_link"):
             return _generate_link(request, settings, now=now)
     return None
-
-
-def require_admin(request: Request, settings: AuthSettings, *, now: datetime) -> str:
-    """The admin role of the request's bearer JWT.
-
-    Raises:
-        AuthError: no_authorization (401), bad_jwt or not_admin (403).
-    """
-    role = bearer_claims(request, settings, now=now).get("role")
-    if not isinstance(role, str) or role not in ADMIN_ROLES:
-        raise NotAdmin("User not allowed")
-    return role
 
 
 def _email(raw: str) -> str:
@@ -131,7 +116,7 @@ def _create(
 
 
 def _invite(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
-    require_admin(request, settings, now=now)
+    yield from require_admin(request, settings, now=now)
     fields = decode_fields(
         request.body,
         settings.limits,
@@ -181,7 +166,7 @@ _GENERATE_LINK: Final = {
 
 
 def _generate_link(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
-    require_admin(request, settings, now=now)
+    yield from require_admin(request, settings, now=now)
     fields = decode_fields(request.body, settings.limits, "GenerateLinkParams", _GENERATE_LINK)
     kind, data = fields.text("type"), fields.mapping("data") or {}
     email = _email(fields.text("email"))

@@ -30,6 +30,7 @@ from madbase.protocol.auth.bearer import BearerError, verify_bearer
 from madbase.protocol.auth.errors import (
     BadJwt,
     NoAuthorization,
+    NotAdmin,
     SessionNotFound,
     UnexpectedFailure,
     UserBanned,
@@ -55,6 +56,7 @@ from madbase.protocol.http.messages import JsonValue, Request, Response, json_re
 from madbase.protocol.sql import DbError, DbResult, Statement, Transaction
 
 __all__ = [
+    "ADMIN_ROLES",
     "DUMMY_HASH",
     "UNIQUE_VIOLATION",
     "UUID_BYTES",
@@ -74,6 +76,7 @@ __all__ = [
     "first",
     "hash_password",
     "is_uuid",
+    "require_admin",
     "run",
     "session_body",
     "session_statements",
@@ -307,3 +310,25 @@ def is_uuid(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# JWT_ADMIN_ROLES default (conf/configuration.go).
+ADMIN_ROLES: Final = frozenset({"service_role", "supabase_admin"})
+
+
+def require_admin(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[str]:
+    """The admin role of the request's token (GoTrue's requireAdminCredentials).
+
+    Raises:
+        AuthError: no_authorization (401), bad_jwt or not_admin (403); a token naming a session
+            that no longer exists as `authenticate` does.
+    """
+    claims = bearer_claims(request, settings, now=now)
+    session_id = claims.get("session_id")
+    if isinstance(session_id, str) and session_id and session_id != sql.NIL_UUID:
+        # A token of a real session counts only while that session lives.
+        yield from authenticate(request, settings, now=now)
+    role = claims.get("role")
+    if not isinstance(role, str) or role not in ADMIN_ROLES:
+        raise NotAdmin("User not allowed")
+    return role
