@@ -455,6 +455,8 @@ def _refresh_grant(
 
 
 def _update_user(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
+    # The token first, as GoTrue's middleware does: no token is 401 whatever the body says.
+    bearer_claims(request, settings, now=now)
     update = parse_user_update(request.body, settings.limits)
     user, session_id = yield from authenticate(request, settings, now=now)
     statements: list[Statement] = []

@@ -1090,6 +1090,14 @@ def test_bearer_refusals_before_any_io(
         assert run.body["message"] == message
 
 
+def test_update_user_checks_the_token_before_the_body() -> None:
+    no_token = drive_request(make_request("PUT", "/user", raw=b"{not json"), [])
+    assert (no_token.status, no_token.code) == (401, "no_authorization")
+    run = drive_request(make_request("PUT", "/user", raw=b"{not json", token=access_token()), [])
+    assert run.commands == []
+    assert (run.status, run.code) == (400, "bad_json")
+
+
 @pytest.mark.parametrize(
     ("answer", "status", "code"),
     [
