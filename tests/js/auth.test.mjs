@@ -9,18 +9,10 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createClient } from '@supabase/supabase-js';
-
-function env(name) {
-  const value = process.env[name];
-  assert.ok(value, `${name} must be set (run through tests/e2e/test_js_clients.py)`);
-  return value;
-}
+import { env, options } from './support.mjs';
 
 const url = env('MADBASE_URL');
 const outbox = env('MADBASE_OUTBOX');
-const options = {
-  auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-};
 const client = () => createClient(url, env('MADBASE_ANON_KEY'), options);
 const admin = createClient(url, env('MADBASE_SERVICE_ROLE_KEY'), options).auth.admin;
 const PASSWORD = 's3cret-pass';

@@ -9,17 +9,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomUUID } from 'node:crypto';
 import { createClient } from '@supabase/supabase-js';
-
-function env(name) {
-  const value = process.env[name];
-  assert.ok(value, `${name} must be set (run through tests/e2e/test_js_clients.py)`);
-  return value;
-}
+import { env, options } from './support.mjs';
 
 const url = env('MADBASE_URL');
 const anonKey = env('MADBASE_ANON_KEY');
 const serviceRoleKey = env('MADBASE_SERVICE_ROLE_KEY');
-const options = { auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false } };
 
 // RFC 6238 TOTP (SHA-1, 6 digits, 30 s) of a base32 secret, as an authenticator app computes it.
 function totp(secret, unixSeconds = Date.now() / 1000) {

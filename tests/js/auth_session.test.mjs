@@ -8,15 +8,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createClient } from '@supabase/supabase-js';
-
-function env(name) {
-  const value = process.env[name];
-  assert.ok(value, `${name} must be set (run through tests/e2e/test_js_clients.py)`);
-  return value;
-}
+import { env, options } from './support.mjs';
 
 const url = env('MADBASE_URL');
-const options = { auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false } };
 
 test('sign-up, RLS by auth.uid(), refresh, sign-out, old refresh token refused', async () => {
   const client = createClient(url, env('MADBASE_ANON_KEY'), options);

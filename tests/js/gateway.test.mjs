@@ -7,12 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createClient } from '@supabase/supabase-js';
-
-function env(name) {
-  const value = process.env[name];
-  assert.ok(value, `${name} must be set (run through tests/e2e/test_js_clients.py)`);
-  return value;
-}
+import { env } from './support.mjs';
 
 const url = env('MADBASE_URL');
 const anonKey = env('MADBASE_ANON_KEY');

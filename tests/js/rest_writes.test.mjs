@@ -7,14 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createClient } from '@supabase/supabase-js';
+import { env, options } from './support.mjs';
 
-function env(name) {
-  const value = process.env[name];
-  assert.ok(value, `${name} must be set (run through tests/e2e/test_js_clients.py)`);
-  return value;
-}
-
-const options = { auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false } };
 const db = createClient(env('MADBASE_URL'), env('MADBASE_SERVICE_ROLE_KEY'), options);
 
 async function snapshot() {
