@@ -17,7 +17,8 @@ GoTrue's answers (otp.go, magic_link.go, recover.go, resend.go, reauthenticate.g
 Every mail of one kind to one user is at most once per `max_frequency_seconds` (429
 over_email_send_rate_limit, "For security purposes, you can only request this after N
 seconds."; texts: over_sms_send_rate_limit). Phone changes and reauthentication by phone are not
-served. PKCE (`code_challenge`) is accepted by the parsers but not acted on yet.
+served. With a `code_challenge` (PKCE) a flow state is stored with the token and
+the link carries `pkce_`, so that following it ends with `?code=` (see `verify_flows`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from madbase.protocol.auth.mail_steps import (
     issue_token,
     mail_token,
     new_email_user,
+    pkce_flow_state,
     send_email_change,
     send_mail,
     send_sms_otp,
@@ -60,6 +62,7 @@ from madbase.protocol.auth.steps import (
 )
 from madbase.protocol.auth.tokens import User
 from madbase.protocol.auth.validate import (
+    PkceChallenge,
     parse_otp,
     parse_recover,
     parse_resend,
@@ -112,7 +115,11 @@ def _otp(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Res
     if params.email is None:
         assert params.phone is not None
         return (yield from _sms_otp(params.phone, params.data, user, request, settings, now=now))
-    return (yield from _magic_link(params.email, params.data, user, request, settings, now=now))
+    return (
+        yield from _magic_link(
+            params.email, params.data, user, request, settings, now=now, pkce=params.pkce
+        )
+    )
 
 
 def _sms_otp(
@@ -200,6 +207,7 @@ def _magic_link(
     settings: AuthSettings,
     *,
     now: datetime,
+    pkce: PkceChallenge | None = None,
 ) -> Flow[Response]:
     random = yield from draw_random(3 * UUID_BYTES)
     user_id, identity_id, audit_id = uuids(random, 3)
@@ -239,22 +247,44 @@ def _magic_link(
             raise UnexpectedFailure("Database error saving new user")
         if not settings.autoconfirm:
             # The confirmation mail doubles as the magic link.
+            flow = yield from pkce_flow_state(user.id, pkce, "signup", now=now)
             issued = yield from issue_token(
-                user, TokenSlot.CONFIRMATION, request=request, settings=settings, now=now
+                user,
+                TokenSlot.CONFIRMATION,
+                request=request,
+                settings=settings,
+                now=now,
+                before=flow,
             )
             yield from mail_token(
-                issued, MailKind.CONFIRMATION, "signup", request=request, settings=settings
+                issued,
+                MailKind.CONFIRMATION,
+                "signup",
+                request=request,
+                settings=settings,
+                pkce=pkce is not None,
             )
             return _empty()
         audit_id = uuids((yield from draw_random(UUID_BYTES)), 1)[0]
     entry = audit(
         user.id, "user_recovery_requested", "user", entry_id=audit_id, request=request, now=now
     )
+    flow = yield from pkce_flow_state(user.id, pkce, "magiclink", now=now)
     issued = yield from issue_token(
-        user, TokenSlot.RECOVERY, request=request, settings=settings, now=now, before=(entry,)
+        user,
+        TokenSlot.RECOVERY,
+        request=request,
+        settings=settings,
+        now=now,
+        before=(entry, *flow),
     )
     yield from mail_token(
-        issued, MailKind.MAGIC_LINK, "magiclink", request=request, settings=settings
+        issued,
+        MailKind.MAGIC_LINK,
+        "magiclink",
+        request=request,
+        settings=settings,
+        pkce=pkce is not None,
     )
     return _empty()
 
@@ -273,10 +303,23 @@ def _recover(request: Request, settings: AuthSettings, *, now: datetime) -> Flow
     entry = audit(
         user.id, "user_recovery_requested", "user", entry_id=audit_id, request=request, now=now
     )
+    flow = yield from pkce_flow_state(user.id, params.pkce, "recovery", now=now)
     issued = yield from issue_token(
-        user, TokenSlot.RECOVERY, request=request, settings=settings, now=now, before=(entry,)
+        user,
+        TokenSlot.RECOVERY,
+        request=request,
+        settings=settings,
+        now=now,
+        before=(entry, *flow),
     )
-    yield from mail_token(issued, MailKind.RECOVERY, "recovery", request=request, settings=settings)
+    yield from mail_token(
+        issued,
+        MailKind.RECOVERY,
+        "recovery",
+        request=request,
+        settings=settings,
+        pkce=params.pkce is not None,
+    )
     return _empty()
 
 
@@ -298,16 +341,22 @@ def _resend(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
                 request=request,
                 now=now,
             )
+            flow = yield from pkce_flow_state(user.id, params.pkce, "signup", now=now)
             issued = yield from issue_token(
                 user,
                 TokenSlot.CONFIRMATION,
                 request=request,
                 settings=settings,
                 now=now,
-                before=(entry,),
+                before=(entry, *flow),
             )
             yield from mail_token(
-                issued, MailKind.CONFIRMATION, "signup", request=request, settings=settings
+                issued,
+                MailKind.CONFIRMATION,
+                "signup",
+                request=request,
+                settings=settings,
+                pkce=params.pkce is not None,
             )
         case "email_change":
             if not user.email_change:

@@ -39,6 +39,7 @@ from madbase.protocol.auth.mail import (
     render_sms,
 )
 from madbase.protocol.auth.mail_sql import TokenSlot
+from madbase.protocol.auth.pkce import insert_flow_state, new_flow_state
 from madbase.protocol.auth.steps import (
     UUID_BYTES,
     AuthSettings,
@@ -51,11 +52,12 @@ from madbase.protocol.auth.steps import (
     uuids,
 )
 from madbase.protocol.auth.tokens import User, render_user
-from madbase.protocol.auth.validate import otp_token_hash
+from madbase.protocol.auth.validate import PkceChallenge, otp_token_hash
 from madbase.protocol.http.messages import Request, Response, json_response
 from madbase.protocol.sql import DbResult, Statement
 
 __all__ = [
+    "PKCE_PREFIX",
     "IssuedToken",
     "change_email",
     "check_email_free",
@@ -64,6 +66,8 @@ __all__ = [
     "issue_token",
     "mail_token",
     "new_email_user",
+    "pkce_flow_state",
+    "pkce_method",
     "redirect_url",
     "repeated_signup",
     "send_email_change",
@@ -224,6 +228,42 @@ def issue_token(
     return IssuedToken(otp=otp, token_hash=token_hash, user=fresh)
 
 
+# A mailed link whose token starts with this ends in `?code=` (PKCE), not in a session.
+PKCE_PREFIX: Final = "pkce_"
+# GoTrue's models.AuthenticationMethod of each verification type (the flow state's method, and
+# so the AMR of the session the code is traded for).
+_PKCE_METHODS: Final = {
+    "signup": "email/signup",
+    "magiclink": "magiclink",
+    "recovery": "recovery",
+    "invite": "invite",
+    "email_change": "email_change",
+}
+
+
+def pkce_method(verification_type: str) -> str:
+    """The flow state's authentication method for a verification type (`signup`, ...)."""
+    return _PKCE_METHODS.get(verification_type, verification_type)
+
+
+def pkce_flow_state(
+    user_id: str, pkce: PkceChallenge | None, verification_type: str, *, now: datetime
+) -> Flow[tuple[Statement, ...]]:
+    """The insert of a PKCE flow state for a mailed link (nothing without a challenge)."""
+    if pkce is None:
+        return ()
+    random = yield from draw_random(2 * UUID_BYTES)
+    state = new_flow_state(
+        random,
+        provider_type="email",
+        authentication_method=pkce_method(verification_type),
+        pkce=pkce,
+        now=now,
+        user_id=user_id,
+    )
+    return (insert_flow_state(state),)
+
+
 def mail_token(
     issued: IssuedToken,
     kind: MailKind,
@@ -231,12 +271,14 @@ def mail_token(
     *,
     request: Request,
     settings: AuthSettings,
+    pkce: bool = False,
 ) -> Flow[None]:
-    """Mail an issued token: its action link (GET /verify) and its OTP."""
+    """Mail an issued token: its action link (GET /verify) and its OTP; with `pkce` the link's
+    token carries `PKCE_PREFIX`, so that following it ends with an auth code."""
     assert issued.user.email
     link = action_link(
         settings.mail.external_url,
-        issued.token_hash,
+        PKCE_PREFIX + issued.token_hash if pkce else issued.token_hash,
         verification_type,
         redirect_url(request, settings),
     )

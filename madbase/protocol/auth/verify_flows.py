@@ -17,8 +17,13 @@ URL) with the session in the fragment (`#access_token=…&expires_at=…&expires
 refresh_token=…&sb=&token_type=bearer&type=…`, keys sorted as Go encodes them); failures after
 the parameters were accepted redirect with `#error=…&error_code=…&error_description=…&sb=`.
 `sms` (a code texted by /otp, /signup or /resend, typed with its `phone`) confirms the number and
-signs in; `phone_change` never matches (phone changes are not served). PKCE (`pkce_` tokens,
-`?code=` redirects) is not served here yet.
+signs in; `phone_change` never matches (phone changes are not served).
+
+PKCE: a link whose token starts with `pkce_` was mailed by a flow that sent a `code_challenge`
+(a flow state was stored with the token). Following it does the same checks and writes, then
+issues that flow state's auth code instead of a session: 303 to `redirect_to?code=<auth code>`,
+which the client trades for a session with `/token?grant_type=pkce` and its code verifier. A
+`pkce_` token sent to POST /verify (a `token_hash`) just has its prefix removed.
 """
 
 from __future__ import annotations
@@ -27,10 +32,25 @@ from datetime import datetime, timedelta
 from typing import Final
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import attrs
+
 from madbase.protocol.auth import mail_sql, sql
-from madbase.protocol.auth.errors import AuthError, OtpExpired, UnexpectedFailure, UserBanned
+from madbase.protocol.auth.errors import (
+    AuthError,
+    FlowStateNotFound,
+    OtpExpired,
+    UnexpectedFailure,
+    UserBanned,
+)
 from madbase.protocol.auth.mail_sql import TokenSlot
-from madbase.protocol.auth.mail_steps import find_token_user, redirect_url, sent_at
+from madbase.protocol.auth.mail_steps import (
+    PKCE_PREFIX,
+    find_token_user,
+    pkce_method,
+    redirect_url,
+    sent_at,
+)
+from madbase.protocol.auth.pkce import issue_auth_code, pkce_redirect_url
 from madbase.protocol.auth.refresh import new_refresh_token
 from madbase.protocol.auth.steps import (
     UUID_BYTES,
@@ -90,6 +110,8 @@ def route(
 
 def _verify_post(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
     params = parse_verify(request.body, settings.limits)
+    if params.token_hash.startswith(PKCE_PREFIX):
+        params = attrs.evolve(params, token_hash=params.token_hash.removeprefix(PKCE_PREFIX))
     outcome = yield from _verify(params, request, settings, now=now)
     if outcome is None:
         return json_response(200, {"msg": _HALF_CONFIRMED, "code": "200"})
@@ -97,15 +119,23 @@ def _verify_post(request: Request, settings: AuthSettings, *, now: datetime) -> 
 
 
 def _verify_get(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
-    params = parse_verify_link(request.query_param("token"), request.query_param("type"))
+    token = request.query_param("token")
+    pkce = token is not None and token.startswith(PKCE_PREFIX)
+    if token is not None and pkce:
+        token = token.removeprefix(PKCE_PREFIX)
+    params = parse_verify_link(token, request.query_param("type"))
     redirect = redirect_url(request, settings)
     try:
-        outcome = yield from _verify(params, request, settings, now=now)
+        outcome = yield from _verify(
+            params, request, settings, now=now, pkce_redirect=redirect if pkce else None
+        )
     except AuthError as err:
         return _see_other(_error_url(redirect, err))
     if outcome is None:
         return _see_other(_with_fragment(redirect, {"message": _HALF_CONFIRMED, "sb": ""}))
     response, kind = outcome
+    if pkce:
+        return response
     session = sql.load_json(response.body)
     assert session is not None
     fragment = {
@@ -138,10 +168,16 @@ def _error_url(redirect: str, err: AuthError) -> str:
 
 
 def _verify(
-    params: VerifyRequest, request: Request, settings: AuthSettings, *, now: datetime
+    params: VerifyRequest,
+    request: Request,
+    settings: AuthSettings,
+    *,
+    now: datetime,
+    pkce_redirect: str | None = None,
 ) -> Flow[tuple[Response, str] | None]:
     """Check the token and act on it: the session and the effective type, or None when only
-    one half of a secure email change was confirmed."""
+    one half of a secure email change was confirmed. With `pkce_redirect`, the response is the
+    303 to that URL with the flow state's auth code instead of a session."""
     slots = _SLOTS.get(params.type)
     typed = params.email is not None or params.phone is not None
     message = "Token has expired or is invalid" if typed else _LINK_INVALID
@@ -199,6 +235,16 @@ def _verify(
             entry("user_modified", "user"),
             mail_sql.confirm_email_change(user.id, identity_id=identity_id, now=now),
         ]
+    if pkce_redirect is not None:
+        result = yield from run(
+            *statements,
+            mail_sql.refresh_providers(user.id),
+            issue_auth_code(user.id, pkce_method(kind), now=now),
+        )
+        code = first(result[-1])
+        if code is None:
+            raise FlowStateNotFound
+        return _see_other(pkce_redirect_url(pkce_redirect, code.decode())), kind
     response = yield from _sign_in(
         user,
         (*statements, mail_sql.refresh_providers(user.id)),
