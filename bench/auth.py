@@ -43,7 +43,7 @@ from run import (
 
 NO_RATE_LIMITS: Final = {
     f"MADBASE_AUTH_RATE_LIMIT_{bucket}": "0"
-    for bucket in ("TOKEN", "VERIFY", "OTP", "ANONYMOUS", "MFA", "ADDRESS")
+    for bucket in ("TOKEN", "VERIFY", "OTP", "ANONYMOUS", "MFA", "ADDRESS", "EMAIL_SENT")
 }
 PASSWORD: Final = "bench-password-1"
 WARMUP_SECONDS: Final = 2.0

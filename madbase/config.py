@@ -142,6 +142,7 @@ class Config:
     auth_rate_limit_anonymous: int = 30  # anonymous sign-ins per IP per hour
     auth_rate_limit_mfa: int = 15  # MFA challenges and verifications per IP per minute
     auth_rate_limit_address: int = 30  # attempts naming one email/phone per 5 minutes
+    auth_rate_limit_email_sent: int = 30  # mails the project sends per hour
     # Proxies whose X-Forwarded-For is believed (addresses or CIDR networks); none by default.
     trusted_proxies: tuple[str, ...] = ()
     # GoTrue's SECURITY_MANUAL_LINKING_ENABLED.
@@ -411,6 +412,7 @@ _SETTINGS: Final[Sequence[_Setting]] = (
     _Setting("auth_rate_limit_anonymous", _int(0, 1_000_000_000)),
     _Setting("auth_rate_limit_mfa", _int(0, 1_000_000_000)),
     _Setting("auth_rate_limit_address", _int(0, 1_000_000_000)),
+    _Setting("auth_rate_limit_email_sent", _int(0, 1_000_000_000)),
     _Setting("trusted_proxies", _networks),
     _Setting("db_plan_enabled", _bool),
     _Setting("db_max_rows", _int(1, 2**62)),

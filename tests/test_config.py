@@ -125,6 +125,7 @@ def test_from_sources_ignores_unprefixed_environment() -> None:
         ("auth_rate_limit_anonymous", "1", lambda c: c.auth_rate_limit_anonymous == 1),
         ("auth_rate_limit_mfa", "15", lambda c: c.auth_rate_limit_mfa == 15),
         ("auth_rate_limit_address", "3", lambda c: c.auth_rate_limit_address == 3),
+        ("auth_rate_limit_email_sent", "0", lambda c: c.auth_rate_limit_email_sent == 0),
         (
             "trusted_proxies",
             "10.0.0.1/8, ::1",
@@ -207,6 +208,7 @@ BAD_VALUES = [
     ("auth_rate_limit_anonymous", ""),
     ("auth_rate_limit_mfa", "1000000001"),
     ("auth_rate_limit_address", "many"),
+    ("auth_rate_limit_email_sent", "-3"),
     ("trusted_proxies", "10.0.0.0/33"),
     ("trusted_proxies", "proxy.local"),
     ("db_plan_enabled", "sometimes"),

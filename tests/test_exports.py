@@ -178,6 +178,7 @@ EXPECTED = {
         "HttpRequest",
         "HttpResponse",
         "DUMMY_HASH",
+        "MAIL_QUOTA_EXCEEDED",
         "AuthCommand",
         "AuthSettings",
         "DrawRandom",

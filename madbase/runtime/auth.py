@@ -22,6 +22,7 @@ import httpx
 import trio
 
 from madbase.protocol.auth import (
+    MAIL_QUOTA_EXCEEDED,
     AuthCommand,
     AuthLimits,
     AuthSettings,
@@ -211,6 +212,9 @@ class AuthService:
 
     async def _send(self, message: SendMail) -> str | None:
         """Deliver a mail; the reason it failed (logged here, never sent to the client)."""
+        if self._limiter is not None and not self._limiter.take_mail(now=trio.current_time()):
+            log.warning("hourly mail quota used up: %s mail not sent", message.kind)
+            return MAIL_QUOTA_EXCEEDED
         if self._mailer is None:
             log.warning("no mailer configured: %s mail to a user was not sent", message.kind)
             return "no mailer configured"

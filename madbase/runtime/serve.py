@@ -151,6 +151,7 @@ def auth_service(config: Config, pool: Pool, secret: str, *, url: str | None = N
             anonymous_per_hour=config.auth_rate_limit_anonymous,
             mfa_per_minute=config.auth_rate_limit_mfa,
             address_per_5m=config.auth_rate_limit_address,
+            email_sent_per_hour=config.auth_rate_limit_email_sent,
             trusted_proxies=parse_networks(",".join(config.trusted_proxies)),
         ),
         mail=MailSettings(

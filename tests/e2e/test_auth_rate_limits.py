@@ -11,7 +11,7 @@ import supabase
 import trio
 from supabase_auth.errors import AuthApiError
 
-from madbase.config import Config
+from madbase.config import AuthConfig, Config
 from madbase.runtime.http import HttpServer
 from madbase.runtime.serve import open_project
 from tests.conftest import PgServer
@@ -103,3 +103,34 @@ async def test_sign_in_limit_and_proxies(pg_server: PgServer, tmp_path: Path) ->
     assert ips == ["198.51.100.7", "198.51.100.7", "203.0.113.9"]
     # The refused sign-up wrote nothing.
     assert users == ["p0@example.com", "p1@example.com", "p3@example.com"]
+
+
+async def test_project_mail_quota(pg_server: PgServer, tmp_path: Path) -> None:
+    name = pg_server.create_database()
+    db_url = pg_server.url(name)
+    config = Config(
+        data_dir=tmp_path,
+        database_url=db_url,
+        auth=AuthConfig(autoconfirm=False),
+        auth_rate_limit_email_sent=2,
+    )
+    async with open_project(config) as project:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+        server = HttpServer(project.app, config.http)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve, listeners)
+            headers = {"apikey": project.secrets.anon_key, "x-supabase-api-version": "2024-01-01"}
+            async with httpx.AsyncClient(base_url=url, headers=headers) as http:
+                statuses = []
+                for n in range(3):
+                    answer = await http.post(
+                        "/auth/v1/signup",
+                        json={"email": f"q{n}@example.com", "password": "s3cret-pass"},
+                    )
+                    statuses.append((answer.status_code, answer.json().get("code")))
+            server.begin_shutdown()
+    assert statuses[:2] == [(200, None), (200, None)]
+    assert statuses[2] == (429, "over_email_send_rate_limit")
+    mails = sorted(p.name for p in config.outbox_dir.glob("*.json"))
+    assert len(mails) == 2

@@ -42,7 +42,7 @@ create policy own_entries on public.diary for all to authenticated
 """
 NO_RATE_LIMITS = {
     f"MADBASE_AUTH_RATE_LIMIT_{bucket}": "0"
-    for bucket in ("TOKEN", "VERIFY", "OTP", "ANONYMOUS", "MFA", "ADDRESS")
+    for bucket in ("TOKEN", "VERIFY", "OTP", "ANONYMOUS", "MFA", "ADDRESS", "EMAIL_SENT")
 }
 
 

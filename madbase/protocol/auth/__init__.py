@@ -131,6 +131,7 @@ from madbase.protocol.auth.limits import (
     parse_required_characters,
 )
 from madbase.protocol.auth.mail import (
+    MAIL_QUOTA_EXCEEDED,
     MailKind,
     MailSettings,
     SendMail,
@@ -211,6 +212,7 @@ __all__ = [
     "API_KEY_ROLES",
     "AUTH_API_VERSION",
     "DUMMY_HASH",
+    "MAIL_QUOTA_EXCEEDED",
     "PROVIDERS",
     "REFRESH_TOKEN_RANDOM_BYTES",
     "Aal",

@@ -25,6 +25,7 @@ import attrs
 from madbase.protocol.http.messages import Request
 
 __all__ = [
+    "MAIL_QUOTA_EXCEEDED",
     "OTP_RANDOM_BYTES",
     "MailKind",
     "MailSettings",
@@ -39,6 +40,10 @@ __all__ = [
     "render_mail",
     "render_sms",
 ]
+
+# What the runtime answers a `SendMail` with when the project-wide mail quota is used up
+# (GoTrue's RATE_LIMIT_EMAIL_SENT): the flow answers 429 over_email_send_rate_limit.
+MAIL_QUOTA_EXCEEDED: Final = "over_email_send_rate_limit"
 
 # Random bytes drawn per OTP: 64 bits make the modulo bias towards low codes negligible.
 OTP_RANDOM_BYTES: Final = 8
@@ -58,7 +63,8 @@ class MailKind(enum.StrEnum):
 @final
 @attrs.frozen(kw_only=True)
 class SendMail:
-    """Command: deliver one message; the runtime answers None, or a reason it could not."""
+    """Command: deliver one message; the runtime answers None, or a reason it could not
+    (`MAIL_QUOTA_EXCEEDED` when the project's hourly mail quota is used up)."""
 
     to: str
     # The reauthentication subject carries the code: out of reprs, like the bodies.

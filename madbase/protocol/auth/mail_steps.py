@@ -27,6 +27,7 @@ from madbase.protocol.auth.errors import (
     UnexpectedFailure,
 )
 from madbase.protocol.auth.mail import (
+    MAIL_QUOTA_EXCEEDED,
     OTP_RANDOM_BYTES,
     MailKind,
     SendMail,
@@ -109,6 +110,8 @@ def send_mail(message: SendMail) -> Flow[None]:
     result = yield message
     if result is not None:
         assert isinstance(result, str), result
+        if result == MAIL_QUOTA_EXCEEDED:
+            raise OverEmailSendRateLimit
         raise UnexpectedFailure(f"Error sending {_MAIL_NAMES[message.kind]} email")
 
 

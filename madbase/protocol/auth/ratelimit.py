@@ -64,6 +64,8 @@ class Bucket(StrEnum):
     MFA = "mfa"
     # Attempts naming one email address or phone number, from any IP.
     ADDRESS = "address"
+    # Mails the project sends, whoever asks (RATE_LIMIT_EMAIL_SENT); drawn when one is sent.
+    EMAIL_SENT = "email_sent"
 
 
 @final
@@ -93,6 +95,8 @@ class RateLimits:
     mfa_per_minute: int = 15
     # Not a GoTrue setting: attempts per address per 5 minutes, whatever the client IP.
     address_per_5m: int = 30
+    # Mails the whole project may send per hour.
+    email_sent_per_hour: int = 30
     trusted_proxies: tuple[Network, ...] = ()
     # Buckets kept at most before full ones are dropped (bounds memory under many IPs).
     max_keys: int = 100_000
@@ -106,6 +110,7 @@ class RateLimits:
             Bucket.ANONYMOUS: (self.anonymous_per_hour, _HOUR),
             Bucket.MFA: (self.mfa_per_minute, _MINUTE),
             Bucket.ADDRESS: (self.address_per_5m, _FIVE_MINUTES),
+            Bucket.EMAIL_SENT: (self.email_sent_per_hour, _HOUR),
         }[bucket]
         if limit <= 0:
             return None
@@ -275,6 +280,18 @@ class RateLimiter:
         if len(self._buckets) > self.limits.max_keys:
             self._prune(now)
         return None
+
+    def take_mail(self, *, now: float) -> bool:
+        """Draw one mail from the project's hourly quota; False when it is used up."""
+        rule = self.limits.rule(Bucket.EMAIL_SENT)
+        if rule is None:
+            return True
+        key = (Bucket.EMAIL_SENT, "*")
+        level = self._level(key, rule, now)
+        if level < 1.0:
+            return False
+        self._buckets[key] = (level - 1.0, now)
+        return True
 
     def _level(self, key: tuple[Bucket, str], rule: Rule, now: float) -> float:
         seen = self._buckets.get(key)

@@ -223,3 +223,16 @@ def test_any_request_is_admitted_or_refused(
     )
     response = limiter.admit(req, path, now=0.0)
     assert response is None or response.status == 429
+
+
+def test_project_mail_quota() -> None:
+    limiter = RateLimiter(RateLimits(email_sent_per_hour=2))
+    assert limiter.take_mail(now=0.0)
+    assert limiter.take_mail(now=1.0)
+    assert not limiter.take_mail(now=2.0)
+    # One mail comes back every 30 minutes; a refusal takes nothing.
+    assert not limiter.take_mail(now=1700.0)
+    assert limiter.take_mail(now=1801.0)
+    assert not limiter.take_mail(now=1802.0)
+    unlimited = RateLimiter(RateLimits(email_sent_per_hour=0))
+    assert all(unlimited.take_mail(now=0.0) for _ in range(1000))
