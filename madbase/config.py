@@ -103,6 +103,18 @@ class AuthConfig:
     secure_email_change: bool = True
     # SECURITY_UPDATE_PASSWORD_REQUIRE_REAUTHENTICATION: a mailed nonce for password changes.
     secure_password_change: bool = False
+    # PASSWORD_MIN_LENGTH (GoTrue raises anything below 6 to 6).
+    password_min_length: int = 6
+    # PASSWORD_REQUIRED_CHARACTERS: groups separated by `:`, one character of each required.
+    password_required_characters: str = ""
+    # JWT_EXP: seconds an access token is valid.
+    jwt_expiry: int = 3600
+    # DISABLE_SIGNUP: only admins create users.
+    disable_signup: bool = False
+    # EXTERNAL_ANONYMOUS_USERS_ENABLED: POST /signup without credentials signs in anonymously.
+    anonymous_users: bool = False
+    # SECURITY_REFRESH_TOKEN_REUSE_INTERVAL: seconds a rotated refresh token still answers.
+    refresh_token_reuse_interval: int = 10
     # EXTERNAL_PHONE_ENABLED: phone sign-up and SMS codes, which go to the outbox directory as
     # `*-sms.json` files (MadBase has no SMS provider).
     phone: bool = False
@@ -446,6 +458,12 @@ _SETTINGS: Final[Sequence[_Setting]] = (
     _Setting("auth_secure_email_change", _bool, "auth"),
     _Setting("auth_secure_password_change", _bool, "auth"),
     _Setting("auth_phone", _bool, "auth"),
+    _Setting("auth_password_min_length", _int(6, 72), "auth"),
+    _Setting("auth_password_required_characters", _text, "auth"),
+    _Setting("auth_jwt_expiry", _int(30, 604800), "auth"),
+    _Setting("auth_disable_signup", _bool, "auth"),
+    _Setting("auth_anonymous_users", _bool, "auth"),
+    _Setting("auth_refresh_token_reuse_interval", _int(0, 3600), "auth"),
 )
 
 # Settings groups: `<group>_<name>` settings fill the attrs class of `Config.<group>`.

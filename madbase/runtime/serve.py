@@ -16,7 +16,13 @@ import attrs
 import trio
 
 from madbase.config import Config
-from madbase.protocol.auth import AuthLimits, BearerVerifier, ExternalSettings, MailSettings
+from madbase.protocol.auth import (
+    AuthLimits,
+    BearerVerifier,
+    ExternalSettings,
+    MailSettings,
+    parse_required_characters,
+)
 from madbase.protocol.auth.ratelimit import RateLimits, parse_networks
 from madbase.protocol.http import Service
 from madbase.protocol.rest import RestLimits
@@ -135,7 +141,18 @@ def auth_service(config: Config, pool: Pool, secret: str, *, url: str | None = N
     return AuthService(
         pool=pool,
         secret=secret,
-        limits=AuthLimits(issuer=f"{base}/auth/v1", phone_enabled=auth.phone),
+        limits=AuthLimits(
+            issuer=f"{base}/auth/v1",
+            phone_enabled=auth.phone,
+            password_min_length=auth.password_min_length,
+            password_required_characters=parse_required_characters(
+                auth.password_required_characters
+            ),
+            jwt_expiry_seconds=auth.jwt_expiry,
+            disable_signup=auth.disable_signup,
+            anonymous_users_enabled=auth.anonymous_users,
+            refresh_token_reuse_interval_seconds=auth.refresh_token_reuse_interval,
+        ),
         site_url=site_url,
         autoconfirm=auth.autoconfirm,
         uri_allow_list=auth.redirect_urls,
