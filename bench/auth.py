@@ -129,14 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("bench/auth.py needs wrk (apt-get install wrk)")
     if not (0.1 <= args.duration <= 600 and 1 <= args.connections <= 1024):
         parser.error("--duration must be 0.1 to 600 seconds and --connections 1 to 1024")
-    import argon2  # the parameters the server hashes with: argon2-cffi's defaults
+    from madbase.runtime import auth  # the parameters the server hashes with
 
-    params = argon2.PasswordHasher()
     argon2_params = {
         "type": "argon2id",
-        "memory_kib": params.memory_cost,
-        "time_cost": params.time_cost,
-        "parallelism": params.parallelism,
+        "memory_kib": auth.ARGON2_MEMORY_KIB,
+        "time_cost": auth.ARGON2_TIME_COST,
+        "parallelism": auth.ARGON2_PARALLELISM,
     }
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     server = Server()

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from madbase.config import DbSettings
-from madbase.protocol.auth import AuthLimits
+from madbase.protocol.auth import DUMMY_HASH, AuthLimits
 from madbase.protocol.http import Dispatch, Request, Response, Service
 from madbase.runtime.auth import AuthService
 from madbase.runtime.db import Pool
@@ -143,7 +143,9 @@ async def test_signup_returns_session(auth: Auth) -> None:
     )
     assert sorted(actions) == [("login", "account"), ("user_signedup", "team")]
     hashed = auth.sql("select encrypted_password from auth.users")[0][0]
-    assert hashed.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert hashed.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    # An unknown email is checked against DUMMY_HASH: it must cost what a real hash costs.
+    assert DUMMY_HASH.rsplit("$", 2)[0] == hashed.rsplit("$", 2)[0]
 
 
 async def test_signup_duplicate_and_weak_password(auth: Auth) -> None:

@@ -87,9 +87,9 @@ __all__ = [
 JsonObject = dict[str, JsonValue]
 T = TypeVar("T")
 
-# argon2id of a throw-away password with argon2-cffi's default parameters (m=65536, t=3, p=4):
-# checked when the user does not exist, so that costs the same as a wrong password.
-DUMMY_HASH: Final = "$argon2id$v=19$m=65536,t=3,p=4$xYKJj3Mm9e+wCreCmLXpqg$So6Tpp5uiNnsG4U5Tw3z0CPZ+t6H5tQs9cLYJofbhVY"
+# argon2id of a throw-away password with the runtime's parameters (m=19456, t=2, p=1): checked
+# when the user does not exist, so that costs the same as a wrong password.
+DUMMY_HASH: Final = "$argon2id$v=19$m=19456,t=2,p=1$1XdkXfTFN4Rwwy3d5zyFDQ$1fqOs1AiwkEvWwHy52zRCuD4AByeFNXA2BKbeI0dyYU"
 UNIQUE_VIOLATION: Final = "23505"
 UUID_BYTES: Final = 16
 
