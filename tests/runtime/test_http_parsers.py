@@ -324,3 +324,30 @@ async def test_server_closes_as_the_request_asks(name: str, raw: bytes, closes: 
         assert (b"\r\nconnection: close\r\n" in received.lower()) is closes
         assert received.endswith(b"\r\n\r\n{}")
         nursery.cancel_scope.cancel()
+
+
+@st.composite
+def _damaged(draw: st.DrawFn) -> bytes:
+    """Valid requests with bytes flipped, dropped or inserted: close to the grammar, often wrong."""
+    raw = bytearray(draw(_requests()))
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(raw)))
+        action = draw(st.sampled_from(["flip", "drop", "insert"]))
+        byte = draw(st.sampled_from(b"\x00\r\n \t:;,-0aZ\x7f\xff"))
+        if action == "insert" or at == len(raw):
+            raw.insert(at, byte)
+        elif action == "drop":
+            del raw[at]
+        else:
+            raw[at] = byte
+    return bytes(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.one_of(_damaged(), st.binary(max_size=300)), size=st.integers(1, 64))
+def test_parsers_answer_any_bytes_with_requests_or_a_refusal(raw: bytes, size: int) -> None:
+    """Like h11's fuzzing: anything but `Refusal` escaping a parser is a bug of ours."""
+    for name in PARSERS:
+        requests, refusal, _ = parse(name, raw, size)
+        assert all(isinstance(r.request, Request) for r in requests)
+        assert refusal is None or 400 <= refusal.status < 600
