@@ -15,6 +15,13 @@ Two parsers serve the same `ParsedRequest` values:
 Both refuse the request-smuggling shapes alike (tests/runtime/test_http_parsers.py): Content-Length
 together with Transfer-Encoding, a repeated Content-Length, a chunk size that is not hex digits,
 obsolete line folding, bare LF line ends, NUL or CR in header values.
+
+Where they still differ (none lets one request be read as two): llhttp refuses methods it does
+not know (h11 takes any token), a chunk size followed by whitespace, a few request-target shapes
+and HTTP versions other than 1.0/1.1 (h11 takes any `HTTP/d.d`); llhttp skips empty lines before
+a request line (h11 answers 400); h11 treats `Upgrade` without `Connection: upgrade` as an upgrade
+request (closing after the response) where llhttp does not. Neither answers `Expect:
+100-continue` with an interim 100; clients send the body after their own timeout.
 """
 
 from __future__ import annotations
