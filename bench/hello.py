@@ -1,7 +1,8 @@
-"""A hello-world server on our own HTTP stack (trio + h11 `HttpServer`), as the bench's baseline.
+"""A hello-world server on our own HTTP stack (trio `HttpServer`), as the bench's baseline.
 
 Every request gets the same small JSON body: no gateway, no database. What MadBase's routed paths
-reach is read against this figure from the same run.
+reach is read against this figure from the same run. The HTTP parser is chosen as `madbase serve`
+chooses it: `MADBASE_HTTP_PARSER` (auto, h11, httptools) from the environment.
 
     python bench/hello.py --port 0    # prints "hello ready at http://127.0.0.1:PORT"
 """
@@ -9,11 +10,12 @@ reach is read against this figure from the same run.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 
 import trio
 
-from madbase.config import HttpSettings
+from madbase.config import Config
 from madbase.protocol.http import Request, Response, json_response
 from madbase.runtime.http import HttpServer, WebSocket
 
@@ -32,13 +34,14 @@ class Hello:
 
 
 async def serve(port: int) -> None:
-    server = HttpServer(Hello(), HttpSettings())
+    settings = Config.from_sources(os.environ, {}, {}).http
+    server = HttpServer(Hello(), settings)
     listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
     bound = listeners[0].socket.getsockname()[1]
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(server.serve, listeners)
-            print(f"hello ready at http://127.0.0.1:{bound}", flush=True)
+            print(f"hello ready at http://127.0.0.1:{bound} ({server.parser})", flush=True)
             async for _ in signals:
                 server.begin_shutdown()
                 break

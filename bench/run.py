@@ -1,6 +1,7 @@
 """Benchmark `madbase serve`: start it in a fresh data directory, load two workloads, report.
 
     .venv/bin/python bench/run.py [--duration 10] [--connections 32] [--tool auto|wrk|loadgen]
+        [--http-parser auto|h11|httptools] [--workloads hello,get_one,...]
 
 Workloads (see bench/README.md): `GET /health` (a `select 1` round trip through the pool) and
 `GET /rest/v1/bench` with the anon key (gateway only: JWT check, routing, a 404 JSON body while the
@@ -64,7 +65,7 @@ _OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 class Server:
     """`madbase serve` on a free port in a fresh temporary data directory."""
 
-    def __init__(self) -> None:
+    def __init__(self, http_parser: str = "auto") -> None:
         self.command = MADBASE
         self.tmp = Path(tempfile.mkdtemp(prefix="madbase-bench-"))
         self.data_dir = self.tmp / "data"
@@ -72,6 +73,7 @@ class Server:
         # Our settings only: no MADBASE_* from the caller's shell, no .env (cwd is the temp dir).
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("MADBASE_")}
         self.env.update(SERVER_ENV)
+        self.env["MADBASE_HTTP_PARSER"] = http_parser
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -334,16 +336,20 @@ def machine() -> dict[str, object]:
 class HelloServer:
     """`bench/hello.py`: our HTTP stack with a constant answer, the run's baseline."""
 
-    def __init__(self) -> None:
+    def __init__(self, http_parser: str = "auto") -> None:
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
+        self.http_parser = http_parser
 
     def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MADBASE_")}
+        env["MADBASE_HTTP_PARSER"] = self.http_parser
         self.process = subprocess.Popen(
             [sys.executable, str(BENCH_DIR / "hello.py"), "--port", "0"],
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
+            env=env,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -490,7 +496,17 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="also run get_one/list_20/insert against PocketBase (auto: when installed)",
     )
+    parser.add_argument(
+        "--http-parser",
+        choices=("auto", "h11", "httptools"),
+        default="auto",
+        help="MADBASE_HTTP_PARSER for madbase serve and bench/hello.py",
+    )
+    parser.add_argument(
+        "--workloads", default="", help="comma-separated workload names to run (default: all)"
+    )
     args = parser.parse_args(argv)
+    only = {name.strip() for name in args.workloads.split(",") if name.strip()}
     pb_binary = pocketbase_binary() if args.pocketbase != "no" else None
     if args.pocketbase == "yes" and pb_binary is None:
         parser.error("PocketBase is not installed: .venv/bin/pip install -e '.[bench]'")
@@ -509,8 +525,8 @@ def main(argv: list[str] | None = None) -> int:
     busy_before = cpu_usage(idle_before, cpu_sample(os.getpid()))["machine"]
     if busy_before > 10:
         print(f"warning: the machine is already {busy_before}% busy (of one core)", file=sys.stderr)
-    server = Server()
-    hello = HelloServer()
+    server = Server(args.http_parser)
+    hello = HelloServer(args.http_parser)
     peer = PocketBase(pb_binary) if pb_binary else None
     results: list[dict[str, object]] = []
     try:
@@ -547,7 +563,12 @@ def main(argv: list[str] | None = None) -> int:
                 ("pb_list_20", peer, f"{records}?perPage=20&sort=id&skipTotal=1", [], 200, None),
                 ("pb_insert", peer, records, [], 200, INSERT_BODY),
             ]
+        unknown = only - {w[0] for w in workloads}
+        if unknown:
+            raise SystemExit(f"unknown workloads: {', '.join(sorted(unknown))}")
         for name, target, path, headers, expected, body in workloads:
+            if only and name not in only:
+                continue
             if body is not None and tool != "wrk":
                 print(f"{name}: skipped (POST workloads need wrk)", file=sys.stderr)
                 continue
@@ -618,7 +639,8 @@ def main(argv: list[str] | None = None) -> int:
             + (f", {row['vs_pocketbase']}x PocketBase" if "vs_pocketbase" in row else "")
         )
     print(
-        f"server: MADBASE_PG_FSYNC=false MADBASE_LOG_LEVEL=warning; exit status {status}; "
+        f"server: MADBASE_PG_FSYNC=false MADBASE_LOG_LEVEL=warning "
+        f"MADBASE_HTTP_PARSER={args.http_parser}; exit status {status}; "
         f"machine {busy_before}% busy before the run; cpu% is of one core, {os.cpu_count()} cores"
     )
 
@@ -630,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
         "connections": args.connections,
         "duration_s": args.duration,
         "warmup_s": WARMUP_SECONDS,
-        "server_env": SERVER_ENV,
+        "server_env": {**SERVER_ENV, "MADBASE_HTTP_PARSER": args.http_parser},
         "server_exit_status": status,
         "machine_busy_pct_before": busy_before,
         "machine": machine(),

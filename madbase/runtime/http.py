@@ -1,14 +1,15 @@
-"""Our HTTP/1.1 server: trio sockets driving h11, one task per connection.
+"""Our HTTP/1.1 server: trio sockets driving a parser (httptools or h11), one task per connection.
 
-Per connection: read bytes, feed h11, and once a request is complete turn it into a
-`protocol.http.Request`, await the application's `Response`, write it with one `send_all`, start
-the next cycle. Pipelined requests wait in h11's buffer and are answered in order. A request the
-peer got wrong (malformed, too large, too slow) gets 400/413/414/431/408 and the connection is
-closed; nothing the peer sends reaches the application as an exception.
+Per connection: read bytes, feed the parser (runtime/http_parse.py: `MADBASE_HTTP_PARSER`), and
+once it has a complete `protocol.http.Request`, await the application's `Response`, write it with
+one `send_all`, go on with the next request. Pipelined requests wait in the parser and are
+answered in order. A request the peer got wrong (malformed, too large, too slow) gets
+400/413/414/431/408 (501 for a transfer coding we cannot read) and the connection is closed;
+nothing the peer sends reaches the application as an exception.
 
 A websocket upgrade (GET with `Upgrade: websocket`) is offered to the application's
-`websocket_check`; accepted, the connection is handed to trio-websocket with the bytes h11 already
-read replayed in front, and to the application's `websocket` coroutine.
+`websocket_check`; accepted, the connection is handed to trio-websocket with the bytes the parser
+already read replayed in front, and to the application's `websocket` coroutine.
 
 Shutdown (`begin_shutdown`): listeners close, idle keep-alive connections close, requests in
 flight finish and their responses carry `Connection: close`; whatever is still running after the
@@ -21,15 +22,20 @@ import email.utils
 import logging
 import math
 import time
-from http import HTTPStatus
 from typing import Final, Protocol, final
 
-import h11
 import trio
 import trio_websocket
 
 from madbase.config import HttpSettings
 from madbase.protocol.http import Request, Response
+from madbase.runtime.http_h11 import H11Parser
+from madbase.runtime.http_parse import (
+    ParsedRequest,
+    Refusal,
+    RequestParser,
+    parser_name,
+)
 
 __all__ = ["Application", "HttpServer", "WebSocket"]
 
@@ -53,15 +59,6 @@ class Application(Protocol):
     async def websocket(self, request: Request, ws: WebSocket) -> None:
         """Serve an accepted websocket until it closes."""
         ...
-
-
-class _Refuse(Exception):
-    """The request is refused at the HTTP level with `status`; the connection then closes."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 class _ReplayStream(trio.abc.Stream):
@@ -99,6 +96,7 @@ class HttpServer:
     def __init__(self, app: Application, settings: HttpSettings) -> None:
         self._app = app
         self._settings = settings
+        self._parser_name = parser_name(settings.parser)
         self._shutting_down = False
         self._idle_scopes: set[trio.CancelScope] = set()
         self._listener_scope: trio.CancelScope | None = None
@@ -106,6 +104,11 @@ class HttpServer:
         self._slots = trio.Semaphore(settings.max_connections)
         self._date_second = -1
         self._date_value = ""
+
+    @property
+    def parser(self) -> str:
+        """The HTTP parser serving connections: `httptools` or `h11`."""
+        return self._parser_name
 
     @property
     def connections(self) -> int:
@@ -180,94 +183,63 @@ class HttpServer:
             self._slots.release()
 
     async def _connection_loop(self, stream: trio.abc.Stream, client: str | None) -> None:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._settings.max_head_bytes)
+        parser = _make_parser(self._parser_name, self._settings, client)
         while True:
             try:
-                request = await self._read_request(conn, stream, client)
-            except _Refuse as refusal:
-                await self._send_refusal(conn, stream, refusal)
+                parsed = await self._read_request(parser, stream)
+            except Refusal as refusal:
+                data = parser.refusal(refusal.status, self._date())
+                if data is not None:
+                    with trio.move_on_after(5):
+                        await stream.send_all(data)
                 return
-            if request is None:
+            if parsed is None:
                 return
-            if _is_websocket_upgrade(request):
-                await self._upgrade(conn, stream, request)
+            request = parsed.request
+            if parsed.upgrade and _is_websocket_upgrade(request):
+                await self._upgrade(parser, stream, request)
                 return
             response = await self._app.handle(request)
-            keep_alive = not self._shutting_down and conn.their_state is h11.DONE
-            await self._send_response(conn, stream, request, response, keep_alive=keep_alive)
-            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+            keep_alive = not self._shutting_down and parsed.keep_alive and not parsed.upgrade
+            data = parser.response(
+                request.method, response, keep_alive=keep_alive, date=self._date()
+            )
+            with trio.move_on_after(self._settings.read_timeout) as scope:
+                await stream.send_all(data)
+            if scope.cancelled_caught:
+                raise trio.BrokenResourceError("client too slow to read the response")
+            if not keep_alive:
                 return
-            conn.start_next_cycle()
 
     async def _read_request(
-        self, conn: h11.Connection, stream: trio.abc.Stream, client: str | None
-    ) -> Request | None:
+        self, parser: RequestParser, stream: trio.abc.Stream
+    ) -> ParsedRequest | None:
         """Read one whole request; None when the peer closed (or we are idle at shutdown)."""
         settings = self._settings
-        head: h11.Request | None = None
-        body = bytearray()
-        first_line_seen = False
-        line_bytes = 0
-        received_any = False
-        deadline = trio.current_time() + settings.keepalive_timeout
+        deadline = trio.current_time() + (
+            settings.read_timeout if parser.started else settings.keepalive_timeout
+        )
+        extended = False
         while True:
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as err:
-                if not first_line_seen and line_bytes > settings.max_request_line_bytes:
-                    raise _Refuse(414, "request line too long") from None
-                raise _Refuse(err.error_status_hint, str(err)) from None
-            if event is h11.NEED_DATA:
-                if self._shutting_down and not received_any and head is None:
-                    return None
-                idle = not received_any and head is None
-                data = await self._receive(stream, deadline, idle=idle)
-                if data is None:  # idle connection closed by shutdown or keep-alive timeout
-                    return None
-                if not data:
-                    if received_any or head is not None:
-                        raise _Refuse(400, "connection closed mid-request")
-                    return None
-                if not received_any:
-                    received_any = True
-                    deadline = trio.current_time() + settings.read_timeout
-                if not first_line_seen:
-                    line_bytes += len(data)
-                    first_line_seen = b"\n" in data
-                    if not first_line_seen and line_bytes > settings.max_request_line_bytes:
-                        raise _Refuse(414, "request line too long")
-                try:
-                    conn.receive_data(data)
-                except h11.RemoteProtocolError as err:
-                    raise _Refuse(err.error_status_hint, str(err)) from None
-                continue
-            if isinstance(event, h11.Request):
-                head = event
-                received_any = True
-                if len(event.target) > settings.max_request_line_bytes:
-                    raise _Refuse(414, "request line too long")
-                # h11 bounds only a head that arrives in pieces; one arriving whole is checked here.
-                if sum(len(k) + len(v) + 4 for k, v in event.headers) > settings.max_head_bytes:
-                    raise _Refuse(431, "request headers too large")
-                length = _content_length(event)
-                if length is not None and length > settings.max_body_bytes:
-                    raise _Refuse(413, "request body too large")
-                deadline = max(deadline, trio.current_time() + settings.read_timeout)
-            elif isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > settings.max_body_bytes:
-                    raise _Refuse(413, "request body too large")
-            elif isinstance(event, h11.EndOfMessage):
-                assert head is not None
-                return _to_request(head, bytes(body), client)
-            elif isinstance(event, h11.ConnectionClosed):
-                if head is not None:
-                    raise _Refuse(400, "connection closed mid-request")
+            parsed = parser.next_request()
+            if parsed is not None:
+                return parsed
+            started = parser.started
+            if self._shutting_down and not started:
                 return None
-            elif event is h11.PAUSED:
-                # A request asking to switch protocols: h11 holds the rest; we decide on upgrade.
-                assert head is not None
-                return _to_request(head, bytes(body), client)
+            if parser.in_body and not extended:
+                extended = True
+                deadline = max(deadline, trio.current_time() + settings.read_timeout)
+            data = await self._receive(stream, deadline, idle=not started)
+            if data is None:  # idle connection closed by shutdown or keep-alive timeout
+                return None
+            if not data:
+                if started:
+                    raise Refusal(400, "connection closed mid-request")
+                return None
+            if not started:
+                deadline = trio.current_time() + settings.read_timeout
+            parser.receive_data(data)
 
     async def _receive(
         self, stream: trio.abc.Stream, deadline: float, *, idle: bool
@@ -281,74 +253,18 @@ class HttpServer:
                 self._idle_scopes.discard(scope)
         if idle:
             return None
-        raise _Refuse(408, "request timed out")
-
-    async def _send_refusal(
-        self, conn: h11.Connection, stream: trio.abc.Stream, refusal: _Refuse
-    ) -> None:
-        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-            return
-        body = b'{"message":"%s"}' % _status_text(refusal.status).encode()
-        status = refusal.status if 400 <= refusal.status < 600 else 400
-        headers = [
-            ("content-type", "application/json; charset=utf-8"),
-            ("content-length", str(len(body))),
-            ("connection", "close"),
-            ("date", self._date()),
-        ]
-        try:
-            data = conn.send(
-                h11.Response(status_code=status, headers=headers, reason=_reason(status))
-            )
-            data = (data or b"") + (conn.send(h11.Data(data=body)) or b"")
-            data += conn.send(h11.EndOfMessage()) or b""
-        except h11.LocalProtocolError:
-            return
-        with trio.move_on_after(5):
-            await stream.send_all(data)
-
-    async def _send_response(
-        self,
-        conn: h11.Connection,
-        stream: trio.abc.Stream,
-        request: Request,
-        response: Response,
-        *,
-        keep_alive: bool,
-    ) -> None:
-        headers: list[tuple[str, str]] = [
-            (k, v) for k, v in response.headers if k not in ("content-length", "connection")
-        ]
-        status = response.status
-        body = response.body
-        if status >= 200 and status not in (204, 304):
-            headers.append(("content-length", str(len(body))))
-        headers.append(("date", self._date()))
-        if not keep_alive:
-            headers.append(("connection", "close"))
-        if request.method == "HEAD" or status in (204, 304) or status < 200:
-            body = b""
-        data = (
-            conn.send(h11.Response(status_code=status, headers=headers, reason=_reason(status)))
-            or b""
-        )
-        if body:
-            data += conn.send(h11.Data(data=body)) or b""
-        data += conn.send(h11.EndOfMessage()) or b""
-        with trio.move_on_after(self._settings.read_timeout) as scope:
-            await stream.send_all(data)
-        if scope.cancelled_caught:
-            raise trio.BrokenResourceError("client too slow to read the response")
+        raise Refusal(408, "request timed out")
 
     async def _upgrade(
-        self, conn: h11.Connection, stream: trio.abc.Stream, request: Request
+        self, parser: RequestParser, stream: trio.abc.Stream, request: Request
     ) -> None:
         refusal = await self._app.websocket_check(request)
         if refusal is not None:
-            await self._send_response(conn, stream, request, refusal, keep_alive=False)
+            data = parser.response(request.method, refusal, keep_alive=False, date=self._date())
+            with trio.move_on_after(self._settings.read_timeout):
+                await stream.send_all(data)
             return
-        trailing, _closed = conn.trailing_data
-        raw = _serialize_head(request) + bytes(trailing)
+        raw = _serialize_head(request) + parser.trailing_data()
         async with trio.open_nursery() as nursery:
             ws_request = await trio_websocket.wrap_server_stream(
                 nursery, _ReplayStream(stream, raw)
@@ -369,24 +285,13 @@ class HttpServer:
         return self._date_value
 
 
-def _content_length(event: h11.Request) -> int | None:
-    for name, value in event.headers:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+def _make_parser(name: str, settings: HttpSettings, client: str | None) -> RequestParser:
+    if name == "httptools":
+        # Imported only when chosen: httptools is optional where h11 is asked for.
+        from madbase.runtime.http_httptools import HttptoolsParser
 
-
-def _to_request(head: h11.Request, body: bytes, client: str | None) -> Request:
-    return Request(
-        method=head.method.decode("ascii", "replace"),
-        target=head.target.decode("latin-1"),
-        headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers),
-        body=body,
-        client=client,
-    )
+        return HttptoolsParser(settings, client)
+    return H11Parser(settings, client)
 
 
 def _is_websocket_upgrade(request: Request) -> bool:
@@ -404,20 +309,3 @@ def _serialize_head(request: Request) -> bytes:
     lines = [f"{request.method} {request.target} HTTP/1.1"]
     lines += [f"{name}: {value}" for name, value in request.headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def _reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b""
-
-
-def _status_text(status: int) -> str:
-    return {
-        400: "Bad Request",
-        408: "Request Timeout",
-        413: "Payload Too Large",
-        414: "URI Too Long",
-        431: "Request Header Fields Too Large",
-    }.get(status, "Bad Request")

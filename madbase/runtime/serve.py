@@ -222,6 +222,7 @@ async def _serve(
         if configure is not None:
             configure(app)
         server = HttpServer(app, config.http)
+        log.info("http parser: %s", server.parser)
         async with trio.open_nursery() as http:
             await http.start(server.serve, listeners)
             task_status.started(

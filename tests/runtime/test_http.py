@@ -1,4 +1,7 @@
-"""The trio + h11 server: framing, keep-alive, pipelining, limits, timeouts, shutdown, websockets."""
+"""Our trio server: framing, keep-alive, pipelining, limits, timeouts, shutdown, websockets.
+
+Every test runs once per parser (h11 and httptools), through the `settings` fixture.
+"""
 
 from __future__ import annotations
 
@@ -52,6 +55,14 @@ SETTINGS = HttpSettings(
     keepalive_timeout=10.0,
     shutdown_timeout=5.0,
 )
+
+
+@pytest.fixture(params=["h11", "httptools"])
+def settings(request: pytest.FixtureRequest) -> HttpSettings:
+    """SETTINGS with one parser; the server reports the parser it uses."""
+    chosen = attrs.evolve(SETTINGS, parser=request.param)
+    assert HttpServer(EchoApp(), chosen).parser == request.param
+    return chosen
 
 
 @attrs.frozen
@@ -120,10 +131,10 @@ def get(target: str, *extra: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-async def test_http_answers_with_framing_headers() -> None:
+async def test_http_answers_with_framing_headers(settings: HttpSettings) -> None:
     app = EchoApp()
     async with trio.open_nursery() as nursery:
-        _, client = await serve(nursery, app)
+        _, client = await serve(nursery, app, settings)
         await client.send_raw(get("/a?b=c%20d", "X-Thing: Value"))
         response, body = await client.response()
         assert response.status_code == 200
@@ -137,10 +148,10 @@ async def test_http_answers_with_framing_headers() -> None:
         nursery.cancel_scope.cancel()
 
 
-async def test_http_keeps_connection_alive_between_requests() -> None:
+async def test_http_keeps_connection_alive_between_requests(settings: HttpSettings) -> None:
     app = EchoApp()
     async with trio.open_nursery() as nursery:
-        _, client = await serve(nursery, app)
+        _, client = await serve(nursery, app, settings)
         for i in range(3):
             await client.send_raw(
                 f"POST /p{i} HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nh{i}".encode()
@@ -154,11 +165,11 @@ async def test_http_keeps_connection_alive_between_requests() -> None:
 
 
 async def test_http_answers_pipelined_requests_in_order(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, settings: HttpSettings
 ) -> None:
     app = EchoApp()
     async with trio.open_nursery() as nursery:
-        _, client = await serve(nursery, app)
+        _, client = await serve(nursery, app, settings)
         await client.send_raw(get("/slow") + get("/fast") + get("/third"))
         targets = []
         for _ in range(3):
@@ -168,10 +179,10 @@ async def test_http_answers_pipelined_requests_in_order(
         nursery.cancel_scope.cancel()
 
 
-async def test_http_reads_chunked_bodies() -> None:
+async def test_http_reads_chunked_bodies(settings: HttpSettings) -> None:
     app = EchoApp()
     async with trio.open_nursery() as nursery:
-        _, client = await serve(nursery, app)
+        _, client = await serve(nursery, app, settings)
         await client.send_raw(
             b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
             b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
@@ -181,10 +192,10 @@ async def test_http_reads_chunked_bodies() -> None:
         nursery.cancel_scope.cancel()
 
 
-async def test_http_head_has_length_but_no_body() -> None:
+async def test_http_head_has_length_but_no_body(settings: HttpSettings) -> None:
     app = EchoApp()
     async with trio.open_nursery() as nursery:
-        _, client = await serve(nursery, app)
+        _, client = await serve(nursery, app, settings)
         await client.send_raw(b"HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n" + get("/after"))
         response, body = await client.response(head=True)
         assert response.status_code == 200
@@ -232,10 +243,12 @@ async def test_http_head_has_length_but_no_body() -> None:
         ),
     ],
 )
-async def test_http_refuses_bad_requests_and_closes(raw: bytes, status: int) -> None:
+async def test_http_refuses_bad_requests_and_closes(
+    raw: bytes, status: int, settings: HttpSettings
+) -> None:
     app = EchoApp()
     async with trio.open_nursery() as nursery:
-        _, client = await serve(nursery, app)
+        _, client = await serve(nursery, app, settings)
         await client.send_raw(raw)
         response, body = await client.response()
         assert response.status_code == status
@@ -245,10 +258,12 @@ async def test_http_refuses_bad_requests_and_closes(raw: bytes, status: int) -> 
         assert app.seen == []
 
 
-async def test_http_times_out_a_slow_request(autojump_clock: trio.testing.MockClock) -> None:
+async def test_http_times_out_a_slow_request(
+    autojump_clock: trio.testing.MockClock, settings: HttpSettings
+) -> None:
     app = EchoApp()
     async with trio.open_nursery() as nursery:
-        _, client = await serve(nursery, app)
+        _, client = await serve(nursery, app, settings)
         await client.send_raw(b"GET / HTTP/1.1\r\nHost: a\r\n")  # never finishes the head
         response, _ = await client.response()
         assert response.status_code == 408
@@ -257,11 +272,11 @@ async def test_http_times_out_a_slow_request(autojump_clock: trio.testing.MockCl
 
 
 async def test_http_closes_idle_keepalive_connection_silently(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, settings: HttpSettings
 ) -> None:
     app = EchoApp()
     async with trio.open_nursery() as nursery:
-        _, client = await serve(nursery, app)
+        _, client = await serve(nursery, app, settings)
         await client.send_raw(get("/one"))
         await client.response()
         started = trio.current_time()
@@ -269,10 +284,10 @@ async def test_http_closes_idle_keepalive_connection_silently(
         assert trio.current_time() - started >= SETTINGS.keepalive_timeout
 
 
-async def test_http_peer_closing_is_not_an_error() -> None:
+async def test_http_peer_closing_is_not_an_error(settings: HttpSettings) -> None:
     app = EchoApp()
     async with trio.open_nursery() as nursery:
-        server, client = await serve(nursery, app)
+        server, client = await serve(nursery, app, settings)
         await client.send_raw(b"GET / HTTP/1.1\r\nHo")
         await client.stream.aclose()
     assert server.connections == 0
@@ -280,11 +295,11 @@ async def test_http_peer_closing_is_not_an_error() -> None:
 
 
 async def test_http_shutdown_finishes_in_flight_request_and_closes(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, settings: HttpSettings
 ) -> None:
     app = EchoApp()
     async with trio.open_nursery() as nursery:
-        server, busy = await serve(nursery, app)
+        server, busy = await serve(nursery, app, settings)
         idle_stream, idle_server_stream = trio.testing.memory_stream_pair()
         nursery.start_soon(server.serve_stream, idle_server_stream, None)
         await busy.send_raw(get("/slow"))
@@ -299,9 +314,9 @@ async def test_http_shutdown_finishes_in_flight_request_and_closes(
     assert server.connections == 0
 
 
-async def test_http_serves_tcp_and_stops_accepting_on_shutdown() -> None:
+async def test_http_serves_tcp_and_stops_accepting_on_shutdown(settings: HttpSettings) -> None:
     app = EchoApp()
-    server = HttpServer(app, SETTINGS)
+    server = HttpServer(app, settings)
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
     async with trio.open_nursery() as nursery:
@@ -318,9 +333,9 @@ async def test_http_serves_tcp_and_stops_accepting_on_shutdown() -> None:
         await trio.open_tcp_stream("127.0.0.1", port)
 
 
-async def test_http_upgrades_to_websocket_and_echoes() -> None:
+async def test_http_upgrades_to_websocket_and_echoes(settings: HttpSettings) -> None:
     app = EchoApp()
-    server = HttpServer(app, SETTINGS)
+    server = HttpServer(app, settings)
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
     async with trio.open_nursery() as nursery:
@@ -335,11 +350,11 @@ async def test_http_upgrades_to_websocket_and_echoes() -> None:
         server.begin_shutdown()
 
 
-async def test_http_websocket_refusal_is_a_plain_response() -> None:
+async def test_http_websocket_refusal_is_a_plain_response(settings: HttpSettings) -> None:
     app = EchoApp()
     app.accept_websockets = False
     async with trio.open_nursery() as nursery:
-        _, client = await serve(nursery, app)
+        _, client = await serve(nursery, app, settings)
         await client.send_raw(
             get(
                 "/realtime/v1/websocket",
@@ -355,9 +370,9 @@ async def test_http_websocket_refusal_is_a_plain_response() -> None:
         assert await client.closed()
 
 
-async def test_http_limits_concurrent_connections() -> None:
+async def test_http_limits_concurrent_connections(settings: HttpSettings) -> None:
     app = EchoApp()
-    server = HttpServer(app, attrs.evolve(SETTINGS, max_connections=1))
+    server = HttpServer(app, attrs.evolve(settings, max_connections=1))
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
     async with trio.open_nursery() as nursery:
