@@ -35,6 +35,8 @@ WORKLOADS = {
     "list_20": ("GET", "/rest/v1/items?select=*&order=id&limit=20", b""),
     "insert": ("POST", "/rest/v1/items", b'{"name":"x","price":1.5}'),
     "health": ("GET", "/health", b""),
+    # The gateway and the REST service's parsing without a database round trip.
+    "options": ("OPTIONS", "/rest/v1/items", b""),
 }
 
 
