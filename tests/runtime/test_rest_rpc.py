@@ -390,6 +390,19 @@ async def test_rpc_void_variadic_and_raw_bodies(database: str) -> None:
         assert body(r) == {"id": 8}
         r = await call(pool, snap, "POST", "/rpc/add_them", [{"a": 1}, {"b": 2}])
         assert (r.status, body(r)["code"]) == (400, "PGRST102")
+        # a CSV body is read as an array of objects (PostgREST): one call per row
+        csv = ("content-type", "text/csv")
+        r = await call(pool, snap, "POST", "/rpc/add_film?select=id,title", None, csv,
+                       raw=b"id,title\n9,Ran\n10,NULL\n")  # fmt: skip
+        # the second row's NULL title breaks `not null`: the whole call is refused, nothing kept
+        assert (r.status, body(r)["code"]) == (400, "23502")
+        r = await call(pool, snap, "POST", "/rpc/add_film?select=id,title", None, csv,
+                       raw=b"id,title\n11,Ran\n")  # fmt: skip
+        assert (r.status, body(r)) == (200, {"id": 11, "title": "Ran"})
+        r = await call(pool, snap, "GET", "/films?select=id&id=in.(9,10,11)&order=id")
+        assert body(r) == [{"id": 11}]
+        r = await call(pool, snap, "POST", "/rpc/add_them", None, csv, raw=b"a,b\n1\n")
+        assert (r.status, body(r)["code"]) == (400, "PGRST102")
         r = await call(pool, snap, "POST", "/rpc/add_them", None, raw=b"{oops")
         assert (r.status, body(r)["code"]) == (400, "PGRST102")
     finally:

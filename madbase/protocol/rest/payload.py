@@ -28,7 +28,7 @@ from madbase.protocol.rest.errors import ColumnNotFound, InvalidBody
 from madbase.protocol.rest.headers import MediaKind, MediaType, to_mime
 from madbase.protocol.rest.schema import Relation
 
-__all__ = ["Payload", "parse_csv"]
+__all__ = ["Payload", "csv_rows", "parse_csv"]
 
 _KEYS_MUST_MATCH: Final = "All object keys must match"
 _CSV_FIELDS: Final = "All lines must have same number of fields"
@@ -125,7 +125,12 @@ def parse_csv(text: str) -> tuple[tuple[str, ...], list[list[str]]]:
     return tuple(records[0]), records[1:]
 
 
-def _csv_rows(body: bytes) -> list[dict[str, str | None]]:
+def csv_rows(body: bytes) -> list[dict[str, str | None]]:
+    """A CSV body as PostgREST reads it: a header line, then rows; `NULL` is null.
+
+    Raises:
+        InvalidBody: not UTF-8, no header line, or a row shorter than the header (PGRST102).
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -192,7 +197,7 @@ class Payload:
         if kind is MediaKind.JSON:
             value = _load_json(body)
         elif kind is MediaKind.CSV:
-            value = _csv_rows(body)
+            value = csv_rows(body)
             if not array_ok:
                 raise InvalidBody("a CSV body is an array of rows: send one JSON object")
         elif kind is MediaKind.URLENCODED:

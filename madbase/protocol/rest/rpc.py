@@ -45,12 +45,12 @@ from madbase.protocol.rest.errors import (
     InvalidBody,
     MaxAffectedRpcViolation,
     MaxAffectedViolation,
-    NotImplementedFeature,
     RestError,
     SingularityError,
 )
 from madbase.protocol.rest.headers import MediaKind, MediaType, PreferHandling
 from madbase.protocol.rest.overloads import RAW_BODY_KINDS, find_function
+from madbase.protocol.rest.payload import csv_rows
 from madbase.protocol.rest.query import decode_query
 from madbase.protocol.rest.request import Action, ApiRequest
 from madbase.protocol.rest.schema import (
@@ -359,7 +359,10 @@ def _request_keys(api: ApiRequest) -> tuple[frozenset[str], MediaKind, _JsonArgs
         case MediaKind.TEXT | MediaKind.XML | MediaKind.OCTET_STREAM:
             return frozenset(), kind, None
         case MediaKind.CSV:
-            raise NotImplementedFeature(details="text/csv bodies for functions are not implemented")
+            # As PostgREST: the rows become a JSON array of objects, one call per row.
+            rows = json.dumps(csv_rows(api.body), separators=(",", ":"), ensure_ascii=False)
+            json_args = _json_args(rows.encode(), api.query.columns)
+            return json_args.keys, MediaKind.JSON, json_args
         case _:
             mime = api.content_type.other or kind.value
             raise InvalidBody(f"Content-Type not acceptable: {mime}")

@@ -387,7 +387,14 @@ def test_call_sql_never_holds_argument_values(args: dict[str, str]) -> None:
 
 
 def test_call_errors_before_the_database() -> None:
-    assert error("POST", "/rpc/add", None, ("content-type", "text/csv")).code == "PGRST127"
+    # CSV: a header line and at least as many fields per row (PGRST102 otherwise).
+    e = error("POST", "/rpc/add", None, ("content-type", "text/csv"))
+    assert (e.code, e.message) == ("PGRST102", "parse error (no header line)")
+    csv = plan("POST", "/rpc/add", None, ("content-type", "text/csv"), raw=b"a,b\n1,2\n3,NULL\n")
+    assert json.loads(csv.transaction.statements[0].params[0] or "") == [
+        {"a": "1", "b": "2"},
+        {"a": "3", "b": None},
+    ]
     e = error("POST", "/rpc/add", None, ("content-type", "image/png"))
     assert (e.code, e.message) == ("PGRST102", "Content-Type not acceptable: image/png")
     e = error("POST", "/rpc/add", [{"a": 1}, {"b": 1}])
