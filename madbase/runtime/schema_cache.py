@@ -35,9 +35,8 @@ from madbase.protocol.http import JsonValue
 from madbase.protocol.rest.schema import (
     SchemaPayloadError,
     SchemaSnapshot,
-    introspection_transaction,
-    snapshot_from_json,
 )
+from madbase.protocol.rest.schema_load import introspection_transaction, snapshot_from_json
 from madbase.runtime.db import DbError, DbTimeout, DbUnavailable, Pool, pg_message
 
 __all__ = ["SchemaCache", "SchemaCacheStatistics", "SchemaLoadError"]

@@ -129,9 +129,8 @@ from madbase.protocol.rest.schema import (
     SchemaSnapshot,
     Volatility,
     fuzzy_candidates,
-    introspection_transaction,
-    snapshot_from_json,
 )
+from madbase.protocol.rest.schema_load import introspection_transaction, snapshot_from_json
 from madbase.protocol.rest.selection import (
     parse_select,
     render_select,

@@ -1,7 +1,7 @@
 """The schema-cache introspection query, and the reader for the view definitions it returns.
 
 `INTROSPECTION_SQL` takes one bind parameter, the exposed schema names as `text[]`, and returns one
-row with one `json` value that `madbase.protocol.rest.schema.snapshot_from_json` turns into a
+row with one `json` value that `madbase.protocol.rest.schema_load.snapshot_from_json` turns into a
 `SchemaSnapshot`. It reads `pg_catalog` only, so it runs as any role that can see the catalogs (the
 owner or superuser MadBase connects as), and costs a few milliseconds on a small database.
 

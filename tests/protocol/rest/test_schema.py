@@ -12,9 +12,8 @@ from madbase.protocol.rest.schema import (
     SchemaPayloadError,
     SchemaSnapshot,
     fuzzy_candidates,
-    introspection_transaction,
-    snapshot_from_json,
 )
+from madbase.protocol.rest.schema_load import introspection_transaction, snapshot_from_json
 from madbase.protocol.rest.schema_sql import NodeTreeError, view_column_origins
 
 
