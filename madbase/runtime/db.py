@@ -38,6 +38,8 @@ _ROLLBACK: Final = b"ROLLBACK"
 # A function may call set_config(..., false): its setting must not reach the next request on this
 # connection. The last statement of the same pipeline, it costs no round trip.
 _RESET: Final = b"RESET ALL"
+# Prepared statements kept per connection; beyond this, statements run unprepared.
+_MAX_PREPARED: Final = 256
 
 
 class DbUnavailable(Exception):
@@ -81,6 +83,9 @@ class Connection:
         self._closed = False
         # True when the pool handed it out from its idle list rather than freshly connected.
         self.reused = False
+        # Server-side prepared statements of this connection: SQL text -> statement name.
+        self._prepared: dict[bytes, bytes] = {}
+        self._names = 0
 
     @classmethod
     async def connect(cls, conninfo: str, *, timeout: float) -> Connection:  # noqa: ASYNC109 - the pool passes its configured connect timeout
@@ -147,6 +152,11 @@ class Connection:
             queries.append((_ROLLBACK, None))
         queries.append((_RESET, None))
         results = await self._pipeline(queries)
+        if self._prepared and any(_stale_plan(res) for res in results):
+            # A statement prepared earlier no longer fits its tables (its result type changed):
+            # nothing ran; forget the prepared statements and send the transaction again.
+            self._prepared.clear()
+            results = await self._pipeline(queries)
         for res in results:
             if res.status == ExecStatus.FATAL_ERROR:
                 error = _error(res)
@@ -181,8 +191,24 @@ class Connection:
         try:
             pg.enter_pipeline_mode()
             try:
+                # Each statement is prepared on first use (in the same pipeline) and executed by
+                # name afterwards: Postgres parses and plans it once per connection, not per
+                # request. `preparing[i]` is the SQL a command at result index i prepares.
+                preparing: dict[int, tuple[bytes, bytes]] = {}
+                sent = 0
                 for sql, params in queries:
-                    pg.send_query_params(sql, params)
+                    name = self._prepared.get(sql)
+                    if name is None and len(self._prepared) < _MAX_PREPARED:
+                        self._names += 1
+                        name = b"madbase_%d" % self._names
+                        pg.send_prepare(name, sql)
+                        preparing[sent] = (sql, name)
+                        sent += 1
+                    if name is None:
+                        pg.send_query_params(sql, params)
+                    else:
+                        pg.send_query_prepared(name, params)
+                    sent += 1
                 pg.pipeline_sync()
                 await self._flush()
                 results: list[pq.abc.PGresult] = []
@@ -211,7 +237,24 @@ class Connection:
             # Cancelled or failed half-way: the connection's state is unknown.
             self.broken = True
             raise
-        return results
+        if not preparing:
+            return results
+        # A prepare skipped by an earlier error (or failed itself) left no statement behind. A
+        # failed prepare (an unknown column, say) is the error of its statement: the execution
+        # after it was only skipped.
+        answers: list[pq.abc.PGresult] = []
+        failed: pq.abc.PGresult | None = None
+        for index, res in enumerate(results):
+            prepared = preparing.get(index)
+            if prepared is not None:  # always followed by the execution of that statement
+                if res.status == ExecStatus.COMMAND_OK:
+                    self._prepared[prepared[0]] = prepared[1]
+                elif res.status == ExecStatus.FATAL_ERROR:
+                    failed = res
+                continue
+            answers.append(failed or res)
+            failed = None
+        return answers
 
     async def _flush(self) -> None:
         while self._pg.flush() == 1:
@@ -344,6 +387,17 @@ class PoolStatistics:
     size: int
     idle: int
     borrowed: int
+
+
+def _stale_plan(res: pq.abc.PGresult) -> bool:
+    """The error Postgres gives when a prepared statement's result type changed under it."""
+    if res.status != ExecStatus.FATAL_ERROR:
+        return False
+    message = res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b""
+    return (
+        res.error_field(pq.DiagnosticField.SQLSTATE) == b"0A000"
+        and b"cached plan must not change result type" in message
+    )
 
 
 def _encode_params(st: Statement) -> list[bytes | None] | None:

@@ -273,3 +273,50 @@ async def test_pool_rollback_and_read_only_keep_settings_and_recover_from_errors
     assert not isinstance(rows, DbError)
     assert rows[0].rows == ((b"{2,3}",),)
     pool.close()
+
+
+async def test_statements_are_prepared_once_per_connection(database: str) -> None:
+    pool = Pool(database, DbSettings(pool_size=1))
+    await pool.execute_script("create table t (id int primary key, name text)")
+    lookup = Statement("select name from t where id = $1", ("1",))
+    for _ in range(3):
+        assert not isinstance(
+            await pool.run(tx("insert into t values (1, 'a') on conflict do nothing")), DbError
+        )
+        assert not isinstance(await pool.run(Transaction(statements=(lookup,))), DbError)
+    count = await pool.run(
+        tx(
+            "select count(*) from pg_prepared_statements where statement = 'select name from t where id = $1'"
+        )
+    )
+    assert not isinstance(count, DbError)
+    assert count[0].rows == ((b"1",),)
+    # A statement that fails to prepare reports its own error and prepares nothing.
+    bad = await pool.run(tx("select nope from t"))
+    assert isinstance(bad, DbError)
+    assert bad.sqlstate == "42703"
+    again = await pool.run(tx("select nope from t"))
+    assert isinstance(again, DbError)
+    assert again.sqlstate == "42703"
+    # A table whose columns change under a prepared `select *`: sent again, unprepared first.
+    star = Statement("select * from t order by id")
+    first = await pool.run(Transaction(statements=(star,)))
+    assert not isinstance(first, DbError)
+    assert first[0].rows == ((b"1", b"a"),)
+    await pool.execute_script("alter table t add column extra int default 7")
+    after = await pool.run(Transaction(statements=(star,)))
+    assert not isinstance(after, DbError)
+    assert after[0].rows == ((b"1", b"a", b"7"),)
+    pool.close()
+
+
+async def test_more_statements_than_the_prepared_cap_still_run(database: str) -> None:
+    pool = Pool(database, DbSettings(pool_size=1))
+    for n in range(300):
+        result = await pool.run(tx(f"select {n}"))
+        assert not isinstance(result, DbError)
+        assert result[0].rows == ((str(n).encode(),),)
+    count = await pool.run(tx("select count(*) from pg_prepared_statements"))
+    assert not isinstance(count, DbError)
+    assert int(count[0].rows[0][0] or b"0") <= 256 + 4
+    pool.close()
