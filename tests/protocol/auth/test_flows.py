@@ -1479,6 +1479,12 @@ def test_signup_answers_any_body(body: bytes, autoconfirm: bool, duplicate: bool
     response = finish(auth_flow(request, "/signup", settings, now=NOW), answer)
     # 429: without autoconfirm the token's write matches no row here (this fake answers every
     # transaction alike), which the flow reads as a concurrent request that mailed first.
+    if response.status == 500:
+        # SETTINGS enable phone sign-up without an SMS sender (a server misconfiguration `serve`
+        # cannot make): GoTrue's own 500, before anything is written.
+        assert json.loads(response.body)["message"] == "Unable to get SMS provider"
+        assert not settings.mail.sms_enabled
+        return
     assert response.status in {200, 400, 413, 422, 429}
 
 
