@@ -168,6 +168,7 @@ def test_supabase_js_against_gateway_and_rest(tmp_path: Path) -> None:
             )
         }
         oauth_env["MADBASE_AUTH_MANUAL_LINKING_ENABLED"] = "true"
+        oauth_env["MADBASE_AUTH_ANONYMOUS_USERS"] = "true"  # auth_scopes.test.mjs
         # Every test file signs up from 127.0.0.1: the per-IP limits would cut the run short
         # (tests/e2e/test_auth_rate_limits.py covers them).
         served = start(data_dir, "--port", str(_free_port()), env={**oauth_env, **NO_RATE_LIMITS})
