@@ -214,7 +214,12 @@ class Connection:
                 results: list[pq.abc.PGresult] = []
                 last: pq.abc.PGresult | None = None
                 while True:
-                    await self._wait_result()
+                    # Most results are already read when asked for: no coroutine for those.
+                    if pg.is_busy():
+                        await self._wait_result()
+                    elif pg.status == pq.ConnStatus.BAD:
+                        self.broken = True
+                        raise DbUnavailable(pg_message(pg))
                     res = pg.get_result()
                     if res is None:
                         if last is not None:
