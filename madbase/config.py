@@ -67,6 +67,10 @@ class DbSettings:
     acquire_timeout: float = 10.0
     # Seconds one statement bundle may take on the wire before the request gets a 504.
     query_timeout: float = 60.0
+    # Prepare statements once per connection (Postgres parses and plans them once). Turn off
+    # behind a transaction-mode pooler that cannot keep them (PgBouncer < 1.21, Supavisor's
+    # transaction mode).
+    prepared_statements: bool = True
 
 
 @final
@@ -451,6 +455,7 @@ _SETTINGS: Final[Sequence[_Setting]] = (
     _Setting("db_connect_timeout", _seconds, "db"),
     _Setting("db_acquire_timeout", _seconds, "db"),
     _Setting("db_query_timeout", _seconds, "db"),
+    _Setting("db_prepared_statements", _bool, "db"),
     _Setting("site_url", _url),
     _Setting("mailer", _choice("outbox", "smtp")),
     _Setting("mailer_outbox", lambda raw: Path(_text(raw))),

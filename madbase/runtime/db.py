@@ -85,10 +85,11 @@ class Connection:
         self.reused = False
         # Server-side prepared statements of this connection: SQL text -> statement name.
         self._prepared: dict[bytes, bytes] = {}
+        self._prepare = True
         self._names = 0
 
     @classmethod
-    async def connect(cls, conninfo: str, *, timeout: float) -> Connection:  # noqa: ASYNC109 - the pool passes its configured connect timeout
+    async def connect(cls, conninfo: str, *, timeout: float, prepare: bool = True) -> Connection:  # noqa: ASYNC109 - the pool passes its configured connect timeout
         """Open a connection; raise `DbUnavailable` if the server cannot be reached in time."""
         pg = pq.PGconn.connect_start(conninfo.encode())
         try:
@@ -113,7 +114,9 @@ class Connection:
             raise
         pg.nonblocking = 1
         pg.notice_handler = _ignore_notice
-        return cls(pg)
+        conn = cls(pg)
+        conn._prepare = prepare
+        return conn
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -198,7 +201,7 @@ class Connection:
                 sent = 0
                 for sql, params in queries:
                     name = self._prepared.get(sql)
-                    if name is None and len(self._prepared) < _MAX_PREPARED:
+                    if name is None and self._prepare and len(self._prepared) < _MAX_PREPARED:
                         self._names += 1
                         name = b"madbase_%d" % self._names
                         pg.send_prepare(name, sql)
@@ -312,7 +315,11 @@ class Pool:
                 conn = self._idle.pop()
                 conn.reused = True
                 return conn
-            return await Connection.connect(self._conninfo, timeout=self._settings.connect_timeout)
+            return await Connection.connect(
+                self._conninfo,
+                timeout=self._settings.connect_timeout,
+                prepare=self._settings.prepared_statements,
+            )
         except BaseException:
             self._slots.release()
             raise

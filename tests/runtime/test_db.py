@@ -320,3 +320,15 @@ async def test_more_statements_than_the_prepared_cap_still_run(database: str) ->
     assert not isinstance(count, DbError)
     assert int(count[0].rows[0][0] or b"0") <= 256 + 4
     pool.close()
+
+
+async def test_prepared_statements_can_be_turned_off(database: str) -> None:
+    pool = Pool(database, DbSettings(pool_size=1, prepared_statements=False))
+    for _ in range(3):
+        result = await pool.run(tx("select 41 + 1"))
+        assert not isinstance(result, DbError)
+        assert result[0].rows == ((b"42",),)
+    count = await pool.run(tx("select count(*) from pg_prepared_statements"))
+    assert not isinstance(count, DbError)
+    assert count[0].rows == ((b"0",),)
+    pool.close()
