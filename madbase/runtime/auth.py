@@ -125,11 +125,14 @@ class AuthService:
     async def __call__(self, request: Request, dispatch: Dispatch) -> Response:
         """Answer one request whose path is `/auth/v1` + `dispatch.subpath`."""
         if self._limiter is not None:
-            refused = self._limiter.admit(request, dispatch.subpath, now=trio.current_time())
+            # Sessions and audit entries record the client behind trusted proxies.
+            client = self._limiter.client(request)
+            refused = self._limiter.admit(
+                request, dispatch.subpath, now=trio.current_time(), client=client
+            )
             if refused is not None:
                 return refused
-            # Sessions and audit entries record the client behind trusted proxies.
-            request = attrs.evolve(request, client=self._limiter.client(request))
+            request = attrs.evolve(request, client=client)
         flow = auth_flow(request, dispatch.subpath, self._settings, now=self._clock())
         return await self._drive(flow)
 

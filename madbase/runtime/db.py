@@ -77,7 +77,7 @@ def _result(res: pq.abc.PGresult) -> DbResult:
 class Connection:
     """One libpq connection in non-blocking pipeline mode, used by one task at a time."""
 
-    def __init__(self, pgconn: pq.abc.PGconn) -> None:
+    def __init__(self, pgconn: pq.abc.PGconn, *, prepare: bool = True) -> None:
         self._pg = pgconn
         self.broken = False
         self._closed = False
@@ -85,7 +85,7 @@ class Connection:
         self.reused = False
         # Server-side prepared statements of this connection: SQL text -> statement name.
         self._prepared: dict[bytes, bytes] = {}
-        self._prepare = True
+        self._prepare = prepare
         self._names = 0
 
     @classmethod
@@ -114,9 +114,7 @@ class Connection:
             raise
         pg.nonblocking = 1
         pg.notice_handler = _ignore_notice
-        conn = cls(pg)
-        conn._prepare = prepare
-        return conn
+        return cls(pg, prepare=prepare)
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

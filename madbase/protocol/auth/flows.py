@@ -317,23 +317,15 @@ def _signup(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
     if user is None:
         raise UnexpectedFailure
     if session is None and email:
-        pkce = parsed.pkce if isinstance(parsed, SignupRequest) else None
-        flow = yield from mail_steps.pkce_flow_state(user.id, pkce, "signup", now=now)
-        issued = yield from mail_steps.issue_token(
+        issued = yield from mail_steps.send_link(
             user,
             mail_sql.TokenSlot.CONFIRMATION,
+            MailKind.CONFIRMATION,
+            "signup",
+            pkce=parsed.pkce if isinstance(parsed, SignupRequest) else None,
             request=request,
             settings=settings,
             now=now,
-            before=flow,
-        )
-        yield from mail_steps.mail_token(
-            issued,
-            MailKind.CONFIRMATION,
-            "signup",
-            request=request,
-            settings=settings,
-            pkce=pkce is not None,
         )
         user = issued.user
     elif session is None and phone:

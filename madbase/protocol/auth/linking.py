@@ -164,6 +164,40 @@ def _merge(metadata: JsonObject, updates: JsonObject) -> JsonObject:
     return {**metadata, **updates}
 
 
+def _link_identity(
+    user_id: str,
+    *,
+    identity_id: str,
+    provider: str,
+    subject: str,
+    data: JsonObject,
+    audit_id: str,
+    request: Request,
+    now: datetime,
+) -> list[Statement]:
+    """Insert the provider's identity for `user_id` and audit `identity_linked`."""
+    return [
+        sql.insert_identity(
+            identity_id=identity_id,
+            user_id=user_id,
+            provider=provider,
+            provider_id=subject,
+            identity_data=data,
+            last_sign_in_at=now,
+            now=now,
+        ),
+        audit(
+            user_id,
+            "identity_linked",
+            "user",
+            entry_id=audit_id,
+            request=request,
+            now=now,
+            traits={"identity_id": identity_id, "provider": provider},
+        ),
+    ]
+
+
 def plan_account(
     external: ExternalUser,
     provider: str,
@@ -232,26 +266,16 @@ def plan_account(
             )
         user = owners[0]
         decision = Decision.LINK_ACCOUNT
-        statements = [
-            sql.insert_identity(
-                identity_id=identity_id,
-                user_id=user.id,
-                provider=provider,
-                provider_id=external.subject,
-                identity_data=data,
-                last_sign_in_at=now,
-                now=now,
-            ),
-            audit(
-                user.id,
-                "identity_linked",
-                "user",
-                entry_id=audit_id,
-                request=request,
-                now=now,
-                traits={"identity_id": identity_id, "provider": provider},
-            ),
-        ]
+        statements = _link_identity(
+            user.id,
+            identity_id=identity_id,
+            provider=provider,
+            subject=external.subject,
+            data=data,
+            audit_id=audit_id,
+            request=request,
+            now=now,
+        )
     if user.is_banned(now=now):
         raise UserBanned(status=403)
     metadata = _merge(user.user_metadata, data)
@@ -366,26 +390,16 @@ def _link_target(
         if isinstance(owner_id, dict) and owner_id.get("id") == target.id:
             raise IdentityAlreadyExists("Identity is already linked")
         raise IdentityAlreadyExists("Identity is already linked to another user")
-    statements: list[Statement] = [
-        sql.insert_identity(
-            identity_id=identity_id,
-            user_id=target.id,
-            provider=provider,
-            provider_id=external.subject,
-            identity_data=data,
-            last_sign_in_at=now,
-            now=now,
-        ),
-        audit(
-            target.id,
-            "identity_linked",
-            "user",
-            entry_id=audit_id,
-            request=request,
-            now=now,
-            traits={"identity_id": identity_id, "provider": provider},
-        ),
-    ]
+    statements = _link_identity(
+        target.id,
+        identity_id=identity_id,
+        provider=provider,
+        subject=external.subject,
+        data=data,
+        audit_id=audit_id,
+        request=request,
+        now=now,
+    )
     if not target.email:
         email = external.email
         if email is None or not email.verified:

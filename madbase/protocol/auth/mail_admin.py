@@ -37,6 +37,7 @@ from madbase.protocol.auth.mail import (
 )
 from madbase.protocol.auth.mail_sql import TokenSlot
 from madbase.protocol.auth.mail_steps import (
+    find_user,
     issue_token,
     mail_token,
     new_email_user,
@@ -86,11 +87,6 @@ def _email(raw: str) -> str:
     return validate_email(raw)
 
 
-def _find(email: str) -> Flow[User | None]:
-    (found,) = yield from run(sql.user_by_email(email), read_only=True)
-    return sql.decode_user(first(found))
-
-
 def _create(
     email: str,
     data: JsonObject,
@@ -124,7 +120,7 @@ def _invite(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
         {"email": FieldKind.STRING, "data": FieldKind.MAP},
     )
     email = _email(fields.text("email"))
-    user = yield from _find(email)
+    user = yield from find_user(email)
     if user is not None and user.email_confirmed_at is not None:
         raise EmailExists
     if user is None:
@@ -174,7 +170,7 @@ def _generate_link(request: Request, settings: AuthSettings, *, now: datetime) -
     asked = fields.text("redirect_to")
     if redirect_allowed(asked, settings.site_url, settings.mail.redirect_allow_list):
         redirect = asked
-    user = yield from _find(email)
+    user = yield from find_user(email)
     password = fields.text("password")
     if user is None:
         if kind == "magiclink":

@@ -40,11 +40,11 @@ from madbase.protocol.auth.errors import (
 from madbase.protocol.auth.mail import MailKind, render_mail
 from madbase.protocol.auth.mail_sql import TokenSlot
 from madbase.protocol.auth.mail_steps import (
+    find_user,
     issue_token,
-    mail_token,
     new_email_user,
-    pkce_flow_state,
     send_email_change,
+    send_link,
     send_mail,
     send_sms_otp,
 )
@@ -98,18 +98,12 @@ def _empty() -> Response:
     return json_response(200, {})
 
 
-def _find(email: str | None, phone: str | None = None) -> Flow[User | None]:
-    lookup = sql.user_by_email(email) if email else sql.user_by_phone(phone or "")
-    (found,) = yield from run(lookup, read_only=True)
-    return sql.decode_user(first(found))
-
-
 # --- POST /otp, POST /magiclink ----------------------------------------------------------------
 
 
 def _otp(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
     params = parse_otp(request.body, settings.limits)
-    user = yield from _find(params.email, params.phone)
+    user = yield from find_user(params.email, params.phone)
     if user is None and not params.create_user:
         raise OtpDisabled("Signups not allowed for otp")
     if params.email is None:
@@ -194,7 +188,7 @@ def _magiclink(request: Request, settings: AuthSettings, *, now: datetime) -> Fl
     if not fields.text("email"):
         raise ValidationFailed("Password recovery requires an email", status=422)
     email = validate_email(fields.text("email"))
-    user = yield from _find(email)
+    user = yield from find_user(email)
     data = fields.mapping("data") or {}
     return (yield from _magic_link(email, data, user, request, settings, now=now))
 
@@ -247,44 +241,31 @@ def _magic_link(
             raise UnexpectedFailure("Database error saving new user")
         if not settings.autoconfirm:
             # The confirmation mail doubles as the magic link.
-            flow = yield from pkce_flow_state(user.id, pkce, "signup", now=now)
-            issued = yield from issue_token(
+            yield from send_link(
                 user,
                 TokenSlot.CONFIRMATION,
+                MailKind.CONFIRMATION,
+                "signup",
+                pkce=pkce,
                 request=request,
                 settings=settings,
                 now=now,
-                before=flow,
-            )
-            yield from mail_token(
-                issued,
-                MailKind.CONFIRMATION,
-                "signup",
-                request=request,
-                settings=settings,
-                pkce=pkce is not None,
             )
             return _empty()
         audit_id = uuids((yield from draw_random(UUID_BYTES)), 1)[0]
     entry = audit(
         user.id, "user_recovery_requested", "user", entry_id=audit_id, request=request, now=now
     )
-    flow = yield from pkce_flow_state(user.id, pkce, "magiclink", now=now)
-    issued = yield from issue_token(
+    yield from send_link(
         user,
         TokenSlot.RECOVERY,
+        MailKind.MAGIC_LINK,
+        "magiclink",
+        pkce=pkce,
         request=request,
         settings=settings,
         now=now,
-        before=(entry, *flow),
-    )
-    yield from mail_token(
-        issued,
-        MailKind.MAGIC_LINK,
-        "magiclink",
-        request=request,
-        settings=settings,
-        pkce=pkce is not None,
+        before=(entry,),
     )
     return _empty()
 
@@ -296,36 +277,30 @@ def _recover(request: Request, settings: AuthSettings, *, now: datetime) -> Flow
     if not settings.limits.email_enabled:
         raise EmailProviderDisabled("Email logins are disabled")
     params = parse_recover(request.body, settings.limits)
-    user = yield from _find(params.email)
+    user = yield from find_user(params.email)
     if user is None:
         return _empty()  # the same answer as for a known address
     (audit_id,) = uuids((yield from draw_random(UUID_BYTES)), 1)
     entry = audit(
         user.id, "user_recovery_requested", "user", entry_id=audit_id, request=request, now=now
     )
-    flow = yield from pkce_flow_state(user.id, params.pkce, "recovery", now=now)
-    issued = yield from issue_token(
+    yield from send_link(
         user,
         TokenSlot.RECOVERY,
+        MailKind.RECOVERY,
+        "recovery",
+        pkce=params.pkce,
         request=request,
         settings=settings,
         now=now,
-        before=(entry, *flow),
-    )
-    yield from mail_token(
-        issued,
-        MailKind.RECOVERY,
-        "recovery",
-        request=request,
-        settings=settings,
-        pkce=params.pkce is not None,
+        before=(entry,),
     )
     return _empty()
 
 
 def _resend(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
     params = parse_resend(request.body, settings.limits)
-    user = yield from _find(params.email, params.phone)
+    user = yield from find_user(params.email, params.phone)
     if user is None:
         return _empty()
     match params.type:
@@ -341,22 +316,16 @@ def _resend(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
                 request=request,
                 now=now,
             )
-            flow = yield from pkce_flow_state(user.id, params.pkce, "signup", now=now)
-            issued = yield from issue_token(
+            yield from send_link(
                 user,
                 TokenSlot.CONFIRMATION,
+                MailKind.CONFIRMATION,
+                "signup",
+                pkce=params.pkce,
                 request=request,
                 settings=settings,
                 now=now,
-                before=(entry, *flow),
-            )
-            yield from mail_token(
-                issued,
-                MailKind.CONFIRMATION,
-                "signup",
-                request=request,
-                settings=settings,
-                pkce=params.pkce is not None,
+                before=(entry,),
             )
         case "email_change":
             if not user.email_change:

@@ -64,6 +64,7 @@ __all__ = [
     "check_email_free",
     "check_nonce",
     "find_token_user",
+    "find_user",
     "issue_token",
     "mail_token",
     "new_email_user",
@@ -72,6 +73,7 @@ __all__ = [
     "redirect_url",
     "repeated_signup",
     "send_email_change",
+    "send_link",
     "send_mail",
     "send_sms_otp",
     "sent_at",
@@ -288,6 +290,37 @@ def mail_token(
     yield from send_mail(render_mail(kind, to=issued.user.email, otp=issued.otp, link=link))
 
 
+def send_link(
+    user: User,
+    slot: TokenSlot,
+    kind: MailKind,
+    verification_type: str,
+    *,
+    pkce: PkceChallenge | None,
+    request: Request,
+    settings: AuthSettings,
+    now: datetime,
+    before: tuple[Statement, ...] = (),
+) -> Flow[IssuedToken]:
+    """Store a token of `slot` (with a PKCE flow state when the client sent a challenge, in the
+    same transaction after `before`) and mail its link and OTP."""
+    flow = yield from pkce_flow_state(user.id, pkce, verification_type, now=now)
+    issued = yield from issue_token(
+        user, slot, request=request, settings=settings, now=now, before=(*before, *flow)
+    )
+    yield from mail_token(
+        issued, kind, verification_type, request=request, settings=settings, pkce=pkce is not None
+    )
+    return issued
+
+
+def find_user(email: str | None, phone: str | None = None) -> Flow[User | None]:
+    """The user with this email address (else this phone number), if any."""
+    lookup = sql.user_by_email(email) if email else sql.user_by_phone(phone or "")
+    (found,) = yield from run(lookup, read_only=True)
+    return sql.decode_user(first(found))
+
+
 def new_email_user(
     email: str,
     data: JsonObject,
@@ -346,8 +379,7 @@ def repeated_signup(
     An unconfirmed user gets the confirmation mail again (within the send interval: 429); a
     confirmed one is answered with a made-up user, so the reply does not tell who signed up.
     """
-    (found,) = yield from run(sql.user_by_email(email), read_only=True)
-    user = sql.decode_user(first(found))
+    user = yield from find_user(email)
     random = yield from draw_random(2 * UUID_BYTES)
     fake_id, audit_id = uuids(random, 2)
     if user is None or user.email_confirmed_at is not None:

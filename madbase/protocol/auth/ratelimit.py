@@ -71,11 +71,10 @@ class Bucket(StrEnum):
 @final
 @attrs.frozen(kw_only=True)
 class Rule:
-    """`limit` tokens per `period` seconds, at most `burst` saved up."""
+    """`limit` tokens per `period` seconds, at most `limit` saved up."""
 
     limit: int
     period: float
-    burst: int
 
     @property
     def interval(self) -> float:
@@ -114,7 +113,7 @@ class RateLimits:
         }[bucket]
         if limit <= 0:
             return None
-        return Rule(limit=limit, period=period, burst=limit)
+        return Rule(limit=limit, period=period)
 
 
 def parse_networks(raw: str) -> tuple[Network, ...]:
@@ -254,11 +253,18 @@ class RateLimiter:
         """`request`'s client address behind this project's trusted proxies."""
         return resolve_client(request, self.limits.trusted_proxies)
 
-    def admit(self, request: Request, path: str, *, now: float) -> Response | None:
-        """Draw `request`'s tokens; None if admitted, else the 429 to send (nothing drawn)."""
+    def admit(
+        self, request: Request, path: str, *, now: float, client: str | None = None
+    ) -> Response | None:
+        """Draw `request`'s tokens; None if admitted, else the 429 to send (nothing drawn).
+
+        `client`: the request's address as `client()` resolved it, if the caller has it already.
+        """
+        if client is None:
+            client = self.client(request)
         pairs = [
             (key, rule)
-            for bucket, ident in buckets_for(request, path, self.client(request))
+            for bucket, ident in buckets_for(request, path, client)
             if (rule := self.limits.rule(bucket)) is not None
             for key in [(bucket, ident)]
         ]
@@ -296,9 +302,9 @@ class RateLimiter:
     def _level(self, key: tuple[Bucket, str], rule: Rule, now: float) -> float:
         seen = self._buckets.get(key)
         if seen is None:
-            return float(rule.burst)
+            return float(rule.limit)
         tokens, then = seen
-        return min(float(rule.burst), tokens + max(0.0, now - then) / rule.interval)
+        return min(float(rule.limit), tokens + max(0.0, now - then) / rule.interval)
 
     def _prune(self, now: float) -> None:
         """Forget full buckets, then the fullest, down to 90 % of `max_keys` (amortised)."""
@@ -306,10 +312,10 @@ class RateLimiter:
         for key in list(self._buckets):
             rule = self.limits.rule(key[0])
             level = self._level(key, rule, now) if rule is not None else math.inf
-            if rule is None or level >= rule.burst:
+            if rule is None or level >= rule.limit:
                 del self._buckets[key]
             else:
-                levels[key] = level / rule.burst
+                levels[key] = level / rule.limit
         excess = len(self._buckets) - self.limits.max_keys * 9 // 10
         if excess > 0:
             # The emptiest buckets are the ones that matter: a client spraying new keys must
