@@ -30,6 +30,7 @@ import trio_websocket
 from madbase.config import HttpSettings
 from madbase.protocol.http import Request, Response
 from madbase.runtime.http_h11 import H11Parser
+from madbase.runtime.http_io import ConnectionIo, SocketIo, StreamIo, accept_socket
 from madbase.runtime.http_parse import (
     ParsedRequest,
     Refusal,
@@ -42,7 +43,23 @@ __all__ = ["Application", "HttpServer", "WebSocket"]
 log = logging.getLogger(__name__)
 
 WebSocket = trio_websocket.WebSocketConnection
-_READ_SIZE: Final = 64 * 1024
+# A connection answering requests without ever waiting checkpoints after this many.
+_CHECKPOINT_EVERY: Final = 16
+
+# What a connection is doing (for its deadline, for shutdown and for the 408).
+_IDLE: Final = 0
+_READING: Final = 1
+_ANSWERING: Final = 2
+_SENDING: Final = 3
+
+
+@final
+class _Connection:
+    __slots__ = ("phase", "scope")
+
+    def __init__(self) -> None:
+        self.phase = _ANSWERING  # not yet idle: the first wait sets its deadline
+        self.scope = trio.CancelScope()
 
 
 class Application(Protocol):
@@ -98,7 +115,8 @@ class HttpServer:
         self._settings = settings
         self._parser_name = parser_name(settings.parser)
         self._shutting_down = False
-        self._idle_scopes: set[trio.CancelScope] = set()
+        # Every open connection's phase and cancel scope.
+        self._live: set[_Connection] = set()
         self._listener_scope: trio.CancelScope | None = None
         self._connections = 0
         self._slots = trio.Semaphore(settings.max_connections)
@@ -139,14 +157,15 @@ class HttpServer:
         self._shutting_down = True
         if self._listener_scope is not None:
             self._listener_scope.cancel()
-        for scope in list(self._idle_scopes):
-            scope.cancel()
+        for state in list(self._live):
+            if state.phase == _IDLE:
+                state.scope.cancel()
 
     async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
         while True:
             await self._slots.acquire()
             try:
-                stream = await listener.accept()
+                sock, client = await accept_socket(listener)
             except OSError as err:
                 self._slots.release()
                 log.warning("accept failed: %s", err)
@@ -155,13 +174,22 @@ class HttpServer:
             except BaseException:
                 self._slots.release()
                 raise
-            nursery.start_soon(self._serve_connection, stream)
+            nursery.start_soon(self._serve_connection, SocketIo(sock), client)
 
     async def serve_stream(self, stream: trio.abc.Stream, client: str | None = None) -> None:
         """Serve one connection (public for tests over in-memory streams)."""
+        await self._serve(StreamIo(stream), client)
+
+    async def _serve_connection(self, io: ConnectionIo, client: str | None) -> None:
+        try:
+            await self._serve(io, client)
+        finally:
+            self._slots.release()
+
+    async def _serve(self, io: ConnectionIo, client: str | None) -> None:
         self._connections += 1
         try:
-            await self._connection_loop(stream, client)
+            await self._connection_loop(io, client)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         except Exception:
@@ -169,101 +197,116 @@ class HttpServer:
         finally:
             self._connections -= 1
             with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await stream.aclose()
+                await io.aclose()
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
-        try:
-            try:
-                peer = stream.socket.getpeername()
-                client = str(peer[0]) if isinstance(peer, tuple) else None
-            except OSError:
-                client = None
-            await self.serve_stream(stream, client)
-        finally:
-            self._slots.release()
+    async def _connection_loop(self, io: ConnectionIo, client: str | None) -> None:
+        """Requests and responses until either side ends the connection.
 
-    async def _connection_loop(self, stream: trio.abc.Stream, client: str | None) -> None:
+        One cancel scope serves the whole connection: its deadline is the keep-alive timeout while
+        idle, the read timeout while a request or a blocked response is under way, and none while
+        the application answers. Expiring (or shutdown cancelling an idle connection) ends the
+        connection; a request cut short by its deadline gets 408 first.
+        """
         parser = _make_parser(self._parser_name, self._settings, client)
+        state = _Connection()
+        self._live.add(state)
+        try:
+            with trio.CancelScope() as state.scope:
+                await self._exchange(io, parser, state)
+                return
+            # The deadline passed, or shutdown closed the connection while it was idle.
+            if state.phase == _READING:
+                data = parser.refusal(408, self._date())
+                if data is not None:
+                    with trio.move_on_after(5):
+                        await io.send_rest(io.send_now(data))
+        finally:
+            self._live.discard(state)
+
+    async def _exchange(self, io: ConnectionIo, parser: RequestParser, state: _Connection) -> None:
+        scope = state.scope
+        served = 0
         while True:
             try:
-                parsed = await self._read_request(parser, stream)
+                parsed = await self._read_request(io, parser, state)
             except Refusal as refusal:
                 data = parser.refusal(refusal.status, self._date())
                 if data is not None:
+                    scope.deadline = math.inf
                     with trio.move_on_after(5):
-                        await stream.send_all(data)
+                        await io.send_rest(io.send_now(data))
                 return
             if parsed is None:
                 return
             request = parsed.request
+            state.phase = _ANSWERING
+            scope.deadline = math.inf
             if parsed.upgrade and _is_websocket_upgrade(request):
-                await self._upgrade(parser, stream, request)
+                await self._upgrade(parser, io, request)
                 return
             response = await self._app.handle(request)
             keep_alive = not self._shutting_down and parsed.keep_alive and not parsed.upgrade
             data = parser.response(
                 request.method, response, keep_alive=keep_alive, date=self._date()
             )
-            with trio.move_on_after(self._settings.read_timeout) as scope:
-                await stream.send_all(data)
-            if scope.cancelled_caught:
-                raise trio.BrokenResourceError("client too slow to read the response")
+            rest = io.send_now(data)
+            if rest:
+                state.phase = _SENDING
+                scope.deadline = trio.current_time() + self._settings.read_timeout
+                await io.send_rest(rest)
             if not keep_alive:
                 return
+            served += 1
+            if served % _CHECKPOINT_EVERY == 0:
+                # Requests answered without waiting (pipelined, no database) let others run too.
+                await trio.lowlevel.checkpoint()
 
     async def _read_request(
-        self, parser: RequestParser, stream: trio.abc.Stream
+        self, io: ConnectionIo, parser: RequestParser, state: _Connection
     ) -> ParsedRequest | None:
         """Read one whole request; None when the peer closed (or we are idle at shutdown)."""
         settings = self._settings
-        deadline = trio.current_time() + (
-            settings.read_timeout if parser.started else settings.keepalive_timeout
-        )
+        scope = state.scope
         extended = False
         while True:
             parsed = parser.next_request()
             if parsed is not None:
                 return parsed
+            # Deadlines are set before waiting, not per read: a request that arrives whole in
+            # one read sets none of its own.
             started = parser.started
-            if self._shutting_down and not started:
-                return None
-            if parser.in_body and not extended:
-                extended = True
-                deadline = max(deadline, trio.current_time() + settings.read_timeout)
-            data = await self._receive(stream, deadline, idle=not started)
-            if data is None:  # idle connection closed by shutdown or keep-alive timeout
-                return None
+            if not started:
+                if self._shutting_down:
+                    return None
+                if state.phase != _IDLE:
+                    state.phase = _IDLE
+                    scope.deadline = trio.current_time() + settings.keepalive_timeout
+            else:
+                if state.phase != _READING:
+                    state.phase = _READING
+                    scope.deadline = trio.current_time() + settings.read_timeout
+                if parser.in_body and not extended:
+                    extended = True
+                    scope.deadline = max(
+                        scope.deadline, trio.current_time() + settings.read_timeout
+                    )
+            data = io.receive_now()
+            if data is None:
+                data = await io.receive()
             if not data:
                 if started:
                     raise Refusal(400, "connection closed mid-request")
                 return None
-            if not started:
-                deadline = trio.current_time() + settings.read_timeout
             parser.receive_data(data)
 
-    async def _receive(
-        self, stream: trio.abc.Stream, deadline: float, *, idle: bool
-    ) -> bytes | None:
-        with trio.CancelScope(deadline=deadline) as scope:
-            if idle:
-                self._idle_scopes.add(scope)
-            try:
-                return bytes(await stream.receive_some(_READ_SIZE))
-            finally:
-                self._idle_scopes.discard(scope)
-        if idle:
-            return None
-        raise Refusal(408, "request timed out")
-
-    async def _upgrade(
-        self, parser: RequestParser, stream: trio.abc.Stream, request: Request
-    ) -> None:
+    async def _upgrade(self, parser: RequestParser, io: ConnectionIo, request: Request) -> None:
         refusal = await self._app.websocket_check(request)
         if refusal is not None:
             data = parser.response(request.method, refusal, keep_alive=False, date=self._date())
             with trio.move_on_after(self._settings.read_timeout):
-                await stream.send_all(data)
+                await io.send_rest(io.send_now(data))
             return
+        stream = io.stream()
         raw = _serialize_head(request) + parser.trailing_data()
         async with trio.open_nursery() as nursery:
             ws_request = await trio_websocket.wrap_server_stream(

@@ -390,3 +390,114 @@ async def test_http_limits_concurrent_connections(settings: HttpSettings) -> Non
         assert response.status_code == 200
         await second.stream.aclose()
         server.begin_shutdown()
+
+
+# --- the socket path (accepted TCP connections: `SocketIo`, not trio streams) ------------------
+
+BIG = 16 * 1024 * 1024
+
+
+class BigApp(EchoApp):
+    """`/big` answers 16 MiB, more than the kernel's socket buffers take at once."""
+
+    async def handle(self, request: Request) -> Response:
+        if request.path == "/big":
+            return Response(status=200, headers=(("content-type", "text/plain"),), body=b"x" * BIG)
+        return await super().handle(request)
+
+
+async def tcp_server(
+    nursery: trio.Nursery, app: EchoApp, settings: HttpSettings
+) -> tuple[HttpServer, int]:
+    server = HttpServer(app, settings)
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    await nursery.start(server.serve, listeners)
+    return server, listeners[0].socket.getsockname()[1]
+
+
+async def test_tcp_times_out_a_slow_request_with_408(settings: HttpSettings) -> None:
+    quick = attrs.evolve(settings, read_timeout=0.3, keepalive_timeout=5.0)
+    app = EchoApp()
+    async with trio.open_nursery() as nursery:
+        server, port = await tcp_server(nursery, app, quick)
+        client = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        started = trio.current_time()
+        await client.send_raw(b"GET / HTTP/1.1\r\nHost: a\r\n")  # never finishes the head
+        response, _ = await client.response()
+        assert response.status_code == 408
+        assert 0.3 <= trio.current_time() - started < 3
+        assert await client.closed()
+        assert app.seen == []
+        await client.stream.aclose()
+        server.begin_shutdown()
+
+
+async def test_tcp_closes_idle_keepalive_connection(settings: HttpSettings) -> None:
+    quick = attrs.evolve(settings, read_timeout=5.0, keepalive_timeout=0.3)
+    app = EchoApp()
+    async with trio.open_nursery() as nursery:
+        server, port = await tcp_server(nursery, app, quick)
+        client = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        for path in ("/one", "/two"):  # each request restarts the idle clock
+            await client.send_raw(get(path))
+            response, body = await client.response()
+            assert response.status_code == 200
+            assert path.encode() in body
+        started = trio.current_time()
+        assert await client.closed()
+        assert 0.3 <= trio.current_time() - started < 3
+        assert server.connections == 0
+        await client.stream.aclose()
+        server.begin_shutdown()
+
+
+async def test_tcp_sends_a_response_larger_than_the_socket_buffer(settings: HttpSettings) -> None:
+    async with trio.open_nursery() as nursery:
+        server, port = await tcp_server(nursery, BigApp(), settings)
+        client = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        for _ in range(2):  # the connection stays usable after a response sent in parts
+            await client.send_raw(get("/big"))
+            await trio.sleep(0.2)  # let the server fill the buffers and wait to write
+            response, body = await client.response()
+            assert response.status_code == 200
+            assert body == b"x" * BIG
+        await client.send_raw(get("/after"))
+        response, body = await client.response()
+        assert b"/after" in body
+        await client.stream.aclose()
+        server.begin_shutdown()
+
+
+async def test_tcp_drops_a_peer_that_does_not_read_its_response(settings: HttpSettings) -> None:
+    quick = attrs.evolve(settings, read_timeout=0.3)
+    async with trio.open_nursery() as nursery:
+        server, port = await tcp_server(nursery, BigApp(), quick)
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        stream.socket.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
+        await stream.send_all(get("/big"))
+        with trio.fail_after(5):
+            while server.connections:  # the server gives up on the send and closes
+                await trio.sleep(0.05)
+        await stream.aclose()
+        server.begin_shutdown()
+
+
+async def test_tcp_answers_pipelined_requests_in_order_while_serving_others(
+    settings: HttpSettings,
+) -> None:
+    app = EchoApp()
+    async with trio.open_nursery() as nursery:
+        server, port = await tcp_server(nursery, app, settings)
+        flood = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        other = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        await flood.send_raw(b"".join(get(f"/p{i}") for i in range(100)))
+        await other.send_raw(get("/other"))
+        response, body = await other.response()
+        assert b"/other" in body
+        for i in range(100):
+            response, body = await flood.response()
+            assert response.status_code == 200
+            assert f'"/p{i}"'.encode() in body
+        await flood.stream.aclose()
+        await other.stream.aclose()
+        server.begin_shutdown()
