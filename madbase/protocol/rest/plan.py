@@ -53,7 +53,7 @@ from madbase.protocol.rest.rpc import call_statement
 from madbase.protocol.rest.schema import Relation, SchemaSnapshot, Volatility
 from madbase.protocol.sql import Statement, Transaction
 
-__all__ = ["Plan", "plan_request", "request_settings"]
+__all__ = ["Plan", "plan_request", "request_settings", "write_settings"]
 
 # PostgREST's default `db-extra-search-path`.
 _EXTRA_SEARCH_PATH: Final = ("public",)
@@ -442,7 +442,7 @@ def _write_plan(
         statements = (statement, GUARD) if checks else (statement,)
     return Plan(
         transaction=Transaction(
-            settings=request_settings(api, auth, path, headers_json) + checks,
+            settings=write_settings(api, auth, path, headers_json),
             statements=statements,
             read_only=False,
             rollback=prefs.transaction is PreferTransaction.ROLLBACK,
@@ -460,6 +460,13 @@ def _write_plan(
         result=-2 if checks and not explaining else -1,
         explain=explaining,
     )
+
+
+def write_settings(
+    api: ApiRequest, auth: RequestAuth, path: str, headers_json: str
+) -> tuple[tuple[str, str], ...]:
+    """A write's transaction settings: the request's, then what the guard checks."""
+    return request_settings(api, auth, path, headers_json) + _checks(api)
 
 
 def _checks(api: ApiRequest) -> tuple[tuple[str, str], ...]:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from functools import partial
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from madbase.protocol.auth.bearer import RequestAuth
-from madbase.protocol.http.messages import Request
+from madbase.protocol.http.messages import Request, Response
 from madbase.protocol.rest import (
+    Plan,
     PlanCache,
     RestError,
     RestLimits,
     SchemaSnapshot,
     parse_request,
     plan_request,
+    render_rest_error,
 )
 from tests.protocol.rest.test_plan import SNAP, table
 
@@ -77,15 +83,30 @@ def test_anything_that_shapes_the_plan_is_in_the_key(other: Request) -> None:
     assert cache.hits == 0
 
 
-def test_writes_calls_bodies_errors_and_long_queries_are_not_kept() -> None:
+def test_other_writes_calls_bodies_errors_and_long_queries_are_not_kept() -> None:
     cache = PlanCache(LIMITS, ("public",))
-    cached(cache, req("/cities", method="POST", body=b'{"id":1}'), ANON)
+    upsert = ("prefer", "resolution=merge-duplicates")
+    cached(cache, req("/cities", upsert, method="POST", body=b'{"id":1}'), ANON)
+    cached(cache, req("/cities?id=eq.1", method="PATCH", body=b'{"name":"x"}'), ANON)
+    cached(cache, req("/cities?id=eq.1", method="PUT", body=b'{"id":1,"name":"x"}'), ANON)
     cached(cache, req("/cities?id=eq.1", method="DELETE"), ANON)
+    cached(cache, req("/cities?select=id", method="GET", body=b"{}"), ANON)
     long = "/cities?id=in.(" + ",".join(str(i) for i in range(600)) + ")"
     cached(cache, req(long), ANON)
     for _ in range(2):
         with pytest.raises(RestError):
             cached(cache, req("/cities?select=nope"), ANON)
+    assert len(cache) == 0
+    assert cache.hits == 0
+
+
+def test_an_explained_insert_is_not_kept() -> None:
+    limits = RestLimits(plan_enabled=True)
+    cache = PlanCache(limits, ("public",))
+    explain = ("accept", "application/vnd.pgrst.plan+json")
+    for _ in range(2):
+        plan = cache.plan(post(b'{"id":1}', explain), "/cities", SNAP, ANON, headers_json="{}")
+        assert plan.explain
     assert len(cache) == 0
     assert cache.hits == 0
 
@@ -117,3 +138,89 @@ def test_cached_equals_fresh(query: str, role: RequestAuth, headers_json: str, r
     request = req(f"/cities?{query}")
     for _ in range(repeat):
         assert cached(cache, request, role, headers_json) == fresh(request, role, headers_json)
+
+
+# --- inserts ----------------------------------------------------------------------------------
+
+
+def post(body: bytes, *headers: tuple[str, str], target: str = "/cities") -> Request:
+    return req(target, *headers, method="POST", body=body)
+
+
+def test_an_insert_of_the_same_shape_binds_the_new_body() -> None:
+    cache = PlanCache(LIMITS, ("public",))
+    minimal = ("prefer", "return=minimal")
+    first = post(b'{"id":1,"name":"a"}', minimal)
+    assert cached(cache, first, ANON) == fresh(first, ANON, "{}")
+    again = post(b'{"id": 2, "name": "b\\u00e9"}', minimal, ("authorization", "Bearer t"))
+    hit = cached(cache, again, USER, '{"y":"2"}')
+    assert (cache.hits, cache.misses) == (1, 1)
+    assert hit == fresh(again, USER, '{"y":"2"}')
+    assert hit.transaction.statements[0].params[0] == again.body.decode()
+    assert dict(hit.transaction.settings)["role"] == "authenticated"
+    assert hit.anonymous is False
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        post(b'{"id":1}'),  # other columns
+        post(b'{"name":"a","id":1}'),  # the same columns in another order
+        post(b'[{"id":1,"name":"a"}]'),  # an array
+        post(b'{"id":1,"name":"a"}', ("prefer", "return=representation")),
+        post(b'{"id":1,"name":"a"}', target="/cities?columns=id,name"),
+        post(b'{"id":1,"name":"a"}', target="/countries"),
+    ],
+)
+def test_an_insert_of_another_shape_is_planned_afresh(other: Request) -> None:
+    cache = PlanCache(LIMITS, ("public",))
+    cached(cache, post(b'{"id":1,"name":"a"}'), ANON)
+    assert cached(cache, other, ANON) == fresh(other, ANON, "{}")
+    assert cache.hits == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"id":1,"nope":2}', b'{"id":1', b"[1, 2]", b'[{"id":1},{"name":"x"}]', b"\xff"],
+)
+def test_a_bad_body_after_a_cached_insert_fails_as_it_would_uncached(body: bytes) -> None:
+    cache = PlanCache(LIMITS, ("public",))
+    cached(cache, post(b'{"id":1,"name":"a"}'), ANON)
+    with pytest.raises(RestError) as uncached:
+        fresh(post(body), ANON, "{}")
+    with pytest.raises(RestError) as after_hit:
+        cached(cache, post(body), ANON)
+    assert render_rest_error(after_hit.value) == render_rest_error(uncached.value)
+
+
+ROWS = st.lists(
+    st.dictionaries(
+        st.sampled_from(["id", "name", "country_id", "data"]),
+        st.one_of(st.none(), st.integers(), st.text(max_size=5)),
+        max_size=4,
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@given(
+    bodies=st.lists(st.one_of(ROWS, ROWS.map(lambda rows: rows[0])), min_size=1, max_size=4),
+    role=st.sampled_from([ANON, USER]),
+    missing=st.sampled_from(["", "missing=default"]),
+)
+def test_cached_insert_equals_fresh(bodies: list[object], role: RequestAuth, missing: str) -> None:
+    cache = PlanCache(LIMITS, ("public",))
+    for value in bodies:
+        request = post(json.dumps(value).encode(), ("prefer", missing))
+        assert outcome(partial(cached, cache, request, role)) == outcome(
+            partial(fresh, request, role, "{}")
+        )
+
+
+def outcome(planning: Callable[[], Plan]) -> Plan | Response:
+    """The plan, or the error response planning raised."""
+    try:
+        return planning()
+    except RestError as err:
+        return render_rest_error(err)
