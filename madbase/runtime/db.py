@@ -15,6 +15,7 @@ Failures come back as values or as two exceptions, translated here once:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Final, final
@@ -140,13 +141,10 @@ class Connection:
         elif tx.read_only:
             settings.insert(0, ("transaction_read_only", "on"))
         if settings:
-            sql = "select " + ", ".join(
-                f"set_config(${2 * i + 1}, ${2 * i + 2}, true)" for i in range(len(settings))
-            )
             params: list[bytes | None] = []
             for name, value in settings:
                 params += [name.encode(), value.encode()]
-            queries.append((sql.encode(), params))
+            queries.append((_settings_sql(len(settings)), params))
         first = len(queries)
         queries += [(st.sql.encode(), _encode_params(st)) for st in tx.statements]
         if tx.rollback:
@@ -408,6 +406,13 @@ def _stale_plan(res: pq.abc.PGresult) -> bool:
         res.error_field(pq.DiagnosticField.SQLSTATE) == b"0A000"
         and b"cached plan must not change result type" in message
     )
+
+
+@functools.cache
+def _settings_sql(count: int) -> bytes:
+    """`select set_config($1, $2, true), ...` for `count` settings."""
+    calls = ", ".join(f"set_config(${2 * i + 1}, ${2 * i + 2}, true)" for i in range(count))
+    return f"select {calls}".encode()
 
 
 def _encode_params(st: Statement) -> list[bytes | None] | None:
