@@ -226,6 +226,8 @@ async def run_server(
 ) -> None:
     """Run everything until `stop` is set, then shut down in order.
 
+    `configure` adjusts the main process's `App` (tests); worker processes serve theirs as built.
+
     Raises:
         WorkersFailed: worker processes kept exiting (`config.workers` > 1).
     """

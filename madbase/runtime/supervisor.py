@@ -130,7 +130,7 @@ class Workers:
                 nursery.start_soon(self._keep_running, index, ready[index])
             for event in ready.values():
                 await event.wait()
-            log.info("%d worker processes ready", len(ready))
+            log.info("all %d workers ready", len(ready))
             task_status.started()
 
     def begin_shutdown(self) -> None:

@@ -83,7 +83,7 @@ def test_serve_workers_share_the_socket_restart_and_stop_together(tmp_path: Path
     server = start(data_dir, "--workers", "2")
     try:
         # The banner comes once the worker serves too.
-        assert "1 worker processes ready" in server.log_path.read_text()
+        assert "all 1 workers ready" in server.log_path.read_text()
         (first,) = workers_of(server.proc.pid)
         db_url = keys_json(data_dir)["db_url"]
         with psycopg.connect(db_url, autocommit=True) as conn:
