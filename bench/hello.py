@@ -5,19 +5,28 @@ reach is read against this figure from the same run. The HTTP parser is chosen a
 chooses it: `MADBASE_HTTP_PARSER` (auto, h11, httptools) from the environment.
 
     python bench/hello.py --port 0    # prints "hello ready at http://127.0.0.1:PORT"
+
+`--workers N` serves from N processes sharing the listening socket exactly as `madbase serve
+--workers N` does (the same `Workers` supervisor: inherited descriptors, ready lines, SIGTERM),
+so the baseline runs with as many processes as the server it is compared with.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import signal
+import socket
+import sys
 
+import attrs
 import trio
 
 from madbase.config import Config
 from madbase.protocol.http import Request, Response, json_response
 from madbase.runtime.http import HttpServer, WebSocket
+from madbase.runtime.supervisor import READY, Workers, WorkerSpec
 
 
 class Hello:
@@ -33,15 +42,44 @@ class Hello:
         raise AssertionError("never accepted")
 
 
-async def serve(port: int) -> None:
-    settings = Config.from_sources(os.environ, {}, {}).http
-    server = HttpServer(Hello(), settings)
+async def serve(port: int, workers: int) -> None:
+    config = Config.from_sources(os.environ, {}, {})
+    server = HttpServer(Hello(), config.http)
     listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
     bound = listeners[0].socket.getsockname()[1]
+    supervisor = Workers(
+        attrs.evolve(config, workers=workers),
+        "",  # no database
+        [listener.socket.fileno() for listener in listeners],
+        command=(sys.executable, __file__, "--child"),
+    )
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(server.serve, listeners)
-            print(f"hello ready at http://127.0.0.1:{bound} ({server.parser})", flush=True)
+            await nursery.start(supervisor.run)
+            print(
+                f"hello ready at http://127.0.0.1:{bound} ({server.parser}, {workers} processes)",
+                flush=True,
+            )
+            async for _ in signals:
+                server.begin_shutdown()
+                supervisor.begin_shutdown()
+                break
+
+
+async def serve_child() -> None:
+    """A worker process: the spec on stdin names the inherited listening sockets."""
+    spec = pickle.loads(sys.stdin.buffer.read())  # from our parent, through a pipe
+    assert isinstance(spec, WorkerSpec)
+    server = HttpServer(Hello(), spec.config.http)
+    listeners = [
+        trio.SocketListener(trio.socket.from_stdlib_socket(socket.socket(fileno=fd)))
+        for fd in spec.fds
+    ]
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve, listeners)
+            os.write(sys.stdout.fileno(), READY)
             async for _ in signals:
                 server.begin_shutdown()
                 break
@@ -50,7 +88,13 @@ async def serve(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=0)
-    trio.run(serve, parser.parse_args().port)
+    parser.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        trio.run(serve_child)
+    else:
+        trio.run(serve, args.port, args.workers)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Benchmark `madbase serve`: start it in a fresh data directory, load two workloads, report.
 
     .venv/bin/python bench/run.py [--duration 10] [--connections 32] [--tool auto|wrk|loadgen]
-        [--http-parser auto|h11|httptools] [--workloads hello,get_one,...]
+        [--http-parser auto|h11|httptools] [--workers N] [--workloads hello,get_one,...]
 
 Workloads (see bench/README.md): `GET /health` (a `select 1` round trip through the pool) and
 `GET /rest/v1/bench` with the anon key (gateway only: JWT check, routing, a 404 JSON body while the
@@ -9,7 +9,9 @@ REST service does not exist). The load comes from `wrk` when installed (or `--to
 from bench/loadgen.py. Prints a table and writes bench/results/<UTC timestamp>.json.
 
 The server runs with `MADBASE_PG_FSYNC=false` (throwaway cluster) and `MADBASE_LOG_LEVEL=warning`
-(no per-request access log line), and is stopped with SIGTERM however the run ends.
+(no per-request access log line), and is stopped with SIGTERM however the run ends. `--workers N`
+runs it (`MADBASE_WORKERS`) and the hello baseline with N processes sharing the listening socket;
+the server's CPU column sums its whole process tree except Postgres (main process and workers).
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ _OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 class Server:
     """`madbase serve` on a free port in a fresh temporary data directory."""
 
-    def __init__(self, http_parser: str = "auto") -> None:
+    def __init__(self, http_parser: str = "auto", workers: int = 1) -> None:
         self.command = MADBASE
         self.tmp = Path(tempfile.mkdtemp(prefix="madbase-bench-"))
         self.data_dir = self.tmp / "data"
@@ -74,6 +76,7 @@ class Server:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("MADBASE_")}
         self.env.update(SERVER_ENV)
         self.env["MADBASE_HTTP_PARSER"] = http_parser
+        self.env["MADBASE_WORKERS"] = str(workers)
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -268,19 +271,30 @@ def run_loadgen(
     return report
 
 
-def cpu_sample(server_pid: int) -> tuple[float, int, int, int, int]:
-    """(time, machine busy ticks, server ticks, postgres ticks, postgres processes) from /proc."""
+CpuSample = tuple[float, int, int, int, int, int]
+
+
+def cpu_sample(server_pid: int) -> CpuSample:
+    """(time, machine busy ticks, server ticks, postgres ticks, postgres processes, server
+    processes) from /proc.
+
+    The server is `server_pid` and its descendants but Postgres's (worker processes of
+    `MADBASE_WORKERS`, hello.py's children); Postgres is every descendant named `postgres`.
+    """
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     ticks = [int(f) for f in fields[:8]]
     busy = sum(ticks) - ticks[3] - ticks[4]  # minus idle and iowait
     parents: dict[int, int] = {}
     cpu: dict[int, int] = {}
+    names: dict[int, str] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            rest = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            head, tail = stat.read_text().rsplit(")", 1)
+            rest = tail.split()
+        except (OSError, ValueError):
             continue  # the process exited meanwhile
         pid = int(stat.parent.name)
+        names[pid] = head.split("(", 1)[-1]
         parents[pid] = int(rest[1])
         cpu[pid] = int(rest[11]) + int(rest[12])  # utime + stime
     descendants: set[int] = set()
@@ -288,21 +302,36 @@ def cpu_sample(server_pid: int) -> tuple[float, int, int, int, int]:
     while frontier:
         frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - descendants
         descendants |= frontier
-    postgres = sum(cpu[pid] for pid in descendants)
-    return time.monotonic(), busy, cpu.get(server_pid, 0), postgres, len(descendants)
+    postgres = {pid for pid in descendants if names[pid] == "postgres"}
+    server = ({server_pid} | descendants) - postgres
+    return (
+        time.monotonic(),
+        busy,
+        sum(cpu.get(pid, 0) for pid in server),
+        sum(cpu[pid] for pid in postgres),
+        len(postgres),
+        len(server & cpu.keys()),
+    )
 
 
-def cpu_usage(
-    before: tuple[float, int, int, int, int], after: tuple[float, int, int, int, int]
-) -> dict[str, float]:
-    """CPU use between two samples, in percent of one core (the machine has os.cpu_count())."""
+def cpu_usage(before: CpuSample, after: CpuSample) -> dict[str, float]:
+    """CPU use between two samples, in percent of one core (the machine has os.cpu_count()).
+
+    A process that exits between the samples takes its ticks with it (a restarted worker).
+    """
     hz = os.sysconf("SC_CLK_TCK")
     seconds = after[0] - before[0]
 
     def pct(i: int) -> float:
         return round(100 * (after[i] - before[i]) / hz / seconds, 1)
 
-    return {"machine": pct(1), "server": pct(2), "postgres": pct(3), "postgres_processes": after[4]}
+    return {
+        "machine": pct(1),
+        "server": pct(2),
+        "postgres": pct(3),
+        "postgres_processes": after[4],
+        "server_processes": after[5],
+    }
 
 
 def unexpected(report: dict[str, object], expected: int) -> int:
@@ -336,16 +365,24 @@ def machine() -> dict[str, object]:
 class HelloServer:
     """`bench/hello.py`: our HTTP stack with a constant answer, the run's baseline."""
 
-    def __init__(self, http_parser: str = "auto") -> None:
+    def __init__(self, http_parser: str = "auto", workers: int = 1) -> None:
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
         self.http_parser = http_parser
+        self.workers = workers
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MADBASE_")}
         env["MADBASE_HTTP_PARSER"] = self.http_parser
         self.process = subprocess.Popen(
-            [sys.executable, str(BENCH_DIR / "hello.py"), "--port", "0"],
+            [
+                sys.executable,
+                str(BENCH_DIR / "hello.py"),
+                "--port",
+                "0",
+                "--workers",
+                str(self.workers),
+            ],
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
@@ -503,6 +540,12 @@ def main(argv: list[str] | None = None) -> int:
         help="MADBASE_HTTP_PARSER for madbase serve and bench/hello.py",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes: MADBASE_WORKERS for madbase serve, --workers for bench/hello.py",
+    )
+    parser.add_argument(
         "--workloads", default="", help="comma-separated workload names to run (default: all)"
     )
     args = parser.parse_args(argv)
@@ -517,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("wrk is not installed (apt-get install wrk), use --tool loadgen")
     if not (0.1 <= args.duration <= 600 and 1 <= args.connections <= 1024):
         parser.error("--duration must be 0.1 to 600 seconds and --connections 1 to 1024")
+    if not 1 <= args.workers <= 64:
+        parser.error("--workers must be 1 to 64")
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     # Load generator, server and Postgres share the machine: anything else running skews it all.
@@ -525,8 +570,8 @@ def main(argv: list[str] | None = None) -> int:
     busy_before = cpu_usage(idle_before, cpu_sample(os.getpid()))["machine"]
     if busy_before > 10:
         print(f"warning: the machine is already {busy_before}% busy (of one core)", file=sys.stderr)
-    server = Server(args.http_parser)
-    hello = HelloServer(args.http_parser)
+    server = Server(args.http_parser, args.workers)
+    hello = HelloServer(args.http_parser, args.workers)
     peer = PocketBase(pb_binary) if pb_binary else None
     results: list[dict[str, object]] = []
     try:
@@ -534,7 +579,11 @@ def main(argv: list[str] | None = None) -> int:
         if peer is not None:
             print(f"starting PocketBase ({pb_binary})", file=sys.stderr)
             peer.start()
-        print(f"starting madbase serve in {server.data_dir} with {SERVER_ENV}", file=sys.stderr)
+        print(
+            f"starting madbase serve in {server.data_dir} with {SERVER_ENV}, "
+            f"{args.workers} process(es)",
+            file=sys.stderr,
+        )
         server.start()
         anon = server.anon_key()
         apikey = f"apikey: {anon}"
@@ -640,7 +689,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(
         f"server: MADBASE_PG_FSYNC=false MADBASE_LOG_LEVEL=warning "
-        f"MADBASE_HTTP_PARSER={args.http_parser}; exit status {status}; "
+        f"MADBASE_HTTP_PARSER={args.http_parser} MADBASE_WORKERS={args.workers}; "
+        f"exit status {status}; "
         f"machine {busy_before}% busy before the run; cpu% is of one core, {os.cpu_count()} cores"
     )
 
@@ -652,7 +702,11 @@ def main(argv: list[str] | None = None) -> int:
         "connections": args.connections,
         "duration_s": args.duration,
         "warmup_s": WARMUP_SECONDS,
-        "server_env": {**SERVER_ENV, "MADBASE_HTTP_PARSER": args.http_parser},
+        "server_env": {
+            **SERVER_ENV,
+            "MADBASE_HTTP_PARSER": args.http_parser,
+            "MADBASE_WORKERS": str(args.workers),
+        },
         "server_exit_status": status,
         "machine_busy_pct_before": busy_before,
         "machine": machine(),

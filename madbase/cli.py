@@ -22,9 +22,11 @@ from madbase import __version__
 from madbase.config import Config, ConfigError, add_flags, parse_dotenv
 from madbase.runtime.db import Pool
 from madbase.runtime.embedded import EmbeddedPostgres, EmbeddedPostgresError
+from madbase.runtime.logs import setup_logging
 from madbase.runtime.migrate import MigrationError, migrate
 from madbase.runtime.secrets import ProjectSecrets, SecretsError
 from madbase.runtime.serve import Ready, database_url, run_server
+from madbase.runtime.supervisor import WorkersFailed
 
 __all__ = ["main"]
 
@@ -43,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"madbase: {err}", file=sys.stderr)  # noqa: T201
         return 2
-    _setup_logging(config.log_level)
+    setup_logging(config.log_level)
     try:
         if args.command == "serve":
             trio.run(_serve, config)
@@ -51,12 +53,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             _keys(config, as_json=args.json)
         elif args.command == "migrate":
             trio.run(_migrate, config)
-    except (EmbeddedPostgresError, MigrationError, SecretsError, OSError) as err:
+    except _FAILURES as err:
         print(f"madbase: {err}", file=sys.stderr)  # noqa: T201
+        return 1
+    except BaseExceptionGroup as group:
+        # Trio nurseries wrap what they raise; a failure we know gets its one line all the same.
+        known, rest = group.split(_FAILURES)
+        if known is None or rest is not None:
+            raise
+        for failure in _leaves(known):
+            print(f"madbase: {failure}", file=sys.stderr)  # noqa: T201
         return 1
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+# What stops a command with one line and exit status 1, rather than a traceback.
+_FAILURES = (EmbeddedPostgresError, MigrationError, SecretsError, WorkersFailed, OSError)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for err in group.exceptions:
+        found.extend(_leaves(err) if isinstance(err, BaseExceptionGroup) else [err])
+    return found
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,30 +108,6 @@ def _config(args: argparse.Namespace) -> Config:
     flags.pop("command", None)
     flags.pop("env_file", None)
     return Config.from_sources(os.environ, dotenv, flags)
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if record.name == "madbase.access":
-            return message
-        line: dict[str, object] = {
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": message,
-        }
-        if record.exc_info:
-            line["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(line, separators=(",", ":"))
-
-
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter())
-    root = logging.getLogger("madbase")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
 
 
 async def _serve(config: Config) -> None:

@@ -141,6 +141,9 @@ class Config:
     jwt_secret: str | None = attrs.field(default=None, repr=False)
     public_url: str | None = None
     log_level: str = "info"
+    # Server processes sharing the listening socket (DESIGN.md "Cores"): the main one plus
+    # `workers - 1` started by it. 1, the default, serves from the main process alone.
+    workers: int = 1
     # PostgREST `db-schemas`: the schemas /rest/v1 exposes, the first is the default profile.
     db_schemas: tuple[str, ...] = ("public",)
     # PostgREST `db-plan-enabled`: the EXPLAIN media type (application/vnd.pgrst.plan), off by
@@ -430,6 +433,9 @@ _SETTINGS: Final[Sequence[_Setting]] = (
     _Setting("jwt_secret", _secret),
     _Setting("public_url", _text),
     _Setting("log_level", _log_level),
+    # Each worker holds its own pool (db_pool_size connections) plus one listening connection;
+    # the embedded Postgres allows 100 connections.
+    _Setting("workers", _int(1, 64)),
     _Setting("db_schemas", _schemas),
     _Setting("pg_fsync", _bool),
     _Setting("auth_rate_limit_token", _int(0, 1_000_000_000)),

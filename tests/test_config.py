@@ -41,6 +41,7 @@ def test_from_sources_empty_gives_defaults() -> None:
     assert config.data_dir == Path(".madbase")
     assert config.database_url is None
     assert config.jwt_secret is None
+    assert config.workers == 1
     assert config.http == HttpSettings()
     assert config.db == DbSettings()
 
@@ -115,6 +116,8 @@ def test_from_sources_ignores_unprefixed_environment() -> None:
         ),
         ("log_level", " DEBUG ", lambda c: c.log_level == "debug"),
         ("log_level", "Warning", lambda c: c.log_level == "warning"),
+        ("workers", " 2 ", lambda c: c.workers == 2),
+        ("workers", "64", lambda c: c.workers == 64),
         ("pg_fsync", "off", lambda c: c.pg_fsync is False),
         ("pg_fsync", " TRUE ", lambda c: c.pg_fsync is True),
         ("pg_fsync", "0", lambda c: c.pg_fsync is False),
@@ -218,6 +221,9 @@ BAD_VALUES = [
     ("db_schemas", " , ,"),
     ("log_level", "verbose"),
     ("log_level", ""),
+    ("workers", "0"),
+    ("workers", "65"),
+    ("workers", "two"),
     ("pg_fsync", "maybe"),
     ("pg_fsync", ""),
     ("auth_rate_limit_token", "-1"),

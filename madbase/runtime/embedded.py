@@ -35,7 +35,7 @@ from urllib.parse import quote
 
 import trio
 
-__all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "binaries_dir"]
+__all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "binaries_dir", "wait_exit"]
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class EmbeddedPostgres:
             try:
                 task_status.started()
                 assert self._process is not None
-                code = await _wait_exit(self._process)
+                code = await wait_exit(self._process)
                 raise EmbeddedPostgresError(
                     f"the embedded PostgreSQL server exited with status {code}; "
                     f"see {self.data_dir / 'postgres.log'}"
@@ -233,14 +233,14 @@ class EmbeddedPostgres:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGINT)  # fast shutdown
         with trio.move_on_after(_STOP_TIMEOUT):
-            await _wait_exit(process)
+            await wait_exit(process)
             return
         log.error("embedded postgres did not stop in time; killing it")
         process.kill()
-        await _wait_exit(process)
+        await wait_exit(process)
 
 
-async def _wait_exit(process: subprocess.Popen[bytes]) -> int:
+async def wait_exit(process: subprocess.Popen[bytes]) -> int:
     """Wait for `process` to exit without blocking the event loop (a pidfd on Linux)."""
     if process.returncode is not None:
         return process.returncode

@@ -3,6 +3,10 @@
 Nursery layout: the root nursery runs the embedded Postgres (when used) and, inside, the HTTP
 server's nursery. A stop request closes the listeners and idle connections, gives requests in
 flight `shutdown_timeout` seconds, closes the pool, then stops Postgres with a fast shutdown.
+
+With `workers` > 1 the main process also runs `supervisor.Workers` around its HTTP nursery: the
+other processes serve on the same sockets against the same database, and a stop request reaches
+them at the same moment; Postgres stops only once every one has exited.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import final
 
 import attrs
+import psycopg
 import trio
+from psycopg.conninfo import make_conninfo
 
 from madbase.config import Config
 from madbase.protocol.auth import (
@@ -36,6 +42,7 @@ from madbase.runtime.migrate import migrate
 from madbase.runtime.rest import RestService
 from madbase.runtime.schema_cache import SchemaCache
 from madbase.runtime.secrets import ProjectSecrets
+from madbase.runtime.supervisor import Workers, application_name
 
 __all__ = [
     "Project",
@@ -45,9 +52,13 @@ __all__ = [
     "mailer_for",
     "open_project",
     "run_server",
+    "serve_project",
 ]
 
 log = logging.getLogger(__name__)
+
+# Seconds a worker process gets beyond the shutdown timeout (closing its pool) before it is killed.
+_WORKER_STOP_GRACE = 5.0
 
 
 @final
@@ -80,26 +91,39 @@ def database_url(config: Config) -> str:
 
 
 @contextlib.asynccontextmanager
-async def open_project(config: Config, *, url: str | None = None) -> AsyncIterator[Project]:
+async def open_project(
+    config: Config,
+    *,
+    url: str | None = None,
+    database: str | None = None,
+    application_name: str = application_name(0),
+) -> AsyncIterator[Project]:
     """Database (embedded or external), migrations and the `App`; all stopped on exit.
 
-    Used by `run_server` and by the ASGI entry point, so both serve the same application.
-    `url` is the base URL clients use when it differs from `config.url` (a port picked at bind).
+    Used by `run_server`, by worker processes and by the ASGI entry point, so all serve the same
+    application. `url` is the base URL clients use when it differs from `config.url` (a port
+    picked at bind). `database`: the URL of a database another process runs and has migrated (a
+    worker's case): no embedded server, no migrations. `application_name` is what the project's
+    connections show in `pg_stat_activity` unless the database URL names one.
     """
     secrets_ = ProjectSecrets.load_or_create(config.data_dir, jwt_secret=config.jwt_secret)
     async with trio.open_nursery() as root:
-        if config.database_url is None:
+        if database is not None:
+            conninfo = db_url = database
+        elif config.database_url is None:
             embedded = EmbeddedPostgres(config.data_dir, fsync=config.pg_fsync)
             await root.start(embedded.run)
             conninfo, db_url = embedded.conninfo, embedded.url
         else:
             conninfo = db_url = config.database_url
+        conninfo = _named(conninfo, application_name)
         pool = Pool(conninfo, config.db)
         auth: AuthService | None = None
         try:
-            applied = await migrate(pool)
-            if applied:
-                log.info("applied migrations: %s", ", ".join(applied))
+            if database is None:
+                applied = await migrate(pool)
+                if applied:
+                    log.info("applied migrations: %s", ", ".join(applied))
             app = App(secrets_, pool)
             cache = SchemaCache()
             await root.start(cache.watch, pool, conninfo, config.db_schemas)
@@ -124,6 +148,14 @@ async def open_project(config: Config, *, url: str | None = None) -> AsyncIterat
                     await auth.aclose()
             pool.close()
             root.cancel_scope.cancel()
+
+
+def _named(conninfo: str, name: str) -> str:
+    """`conninfo` with `name` as its fallback application_name (its own, if any, wins)."""
+    try:
+        return make_conninfo(conninfo, fallback_application_name=name)
+    except psycopg.Error:
+        return conninfo  # libpq says what is wrong with it at connect time, as before
 
 
 def mailer_for(config: Config) -> Mailer:
@@ -192,49 +224,71 @@ async def run_server(
     configure: Callable[[App], None] | None = None,
     task_status: trio.TaskStatus[Ready] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run everything until `stop` is set, then shut down in order."""
+    """Run everything until `stop` is set, then shut down in order.
+
+    `configure` adjusts the main process's `App` (tests); worker processes serve theirs as built.
+
+    Raises:
+        WorkersFailed: worker processes kept exiting (`config.workers` > 1).
+    """
     # Bound first, so that with `--port 0` the project (token issuer, links in mail) knows the
     # port the OS picked; connections wait in the backlog until the server starts serving.
     listeners = await trio.open_tcp_listeners(config.port, host=config.host)
     config = attrs.evolve(config, port=listeners[0].socket.getsockname()[1])
-    url = config.url
     try:
-        await _serve(
-            config, url, listeners, stop=stop, configure=configure, task_status=task_status
-        )
+        async with open_project(config) as project:
+            if configure is not None:
+                configure(project.app)
+            workers = None
+            if config.workers > 1:
+                fds = [listener.socket.fileno() for listener in listeners]
+                workers = Workers(config, project.db_url, fds)
+            await serve_project(
+                config, project, listeners, stop, workers=workers, task_status=task_status
+            )
     finally:
         with trio.CancelScope(shield=True):
             for listener in listeners:  # closed already unless the project failed to open
                 await listener.aclose()
 
 
-async def _serve(
+async def serve_project(
     config: Config,
-    url: str,
+    project: Project,
     listeners: list[trio.SocketListener],
-    *,
     stop: trio.Event,
-    configure: Callable[[App], None] | None,
-    task_status: trio.TaskStatus[Ready],
+    *,
+    workers: Workers | None = None,
+    task_status: trio.TaskStatus[Ready] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    async with open_project(config) as project:
-        app = project.app
-        if configure is not None:
-            configure(app)
-        server = HttpServer(app, config.http)
-        log.info("http parser: %s", server.parser)
+    """Serve `project` on `listeners` (and start `workers`) until `stop`, then wind down.
+
+    Ready is reported once this process and every worker accept connections.
+    """
+    server = HttpServer(project.app, config.http)
+    log.info("http parser: %s", server.parser)
+    async with trio.open_nursery() as supervision:
         async with trio.open_nursery() as http:
             await http.start(server.serve, listeners)
+            if workers is not None:
+                await supervision.start(workers.run)
             task_status.started(
                 Ready(
-                    url=url,
+                    url=config.url,
                     anon_key=project.secrets.anon_key,
                     service_role_key=project.secrets.service_role_key,
                     db_url=project.db_url,
-                    app=app,
+                    app=project.app,
                 )
             )
             await stop.wait()
             log.info("shutting down")
+            stopped = trio.current_time()
             server.begin_shutdown()
-            http.cancel_scope.deadline = trio.current_time() + config.http.shutdown_timeout
+            if workers is not None:
+                workers.begin_shutdown()
+            http.cancel_scope.deadline = stopped + config.http.shutdown_timeout
+        # The workers finish their requests meanwhile; past this deadline they are killed.
+        supervision.cancel_scope.deadline = (
+            stopped + config.http.shutdown_timeout + _WORKER_STOP_GRACE
+        )
