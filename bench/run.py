@@ -36,6 +36,18 @@ from typing import Any, Final
 
 BENCH_DIR: Final = Path(__file__).resolve().parent
 RESULTS_DIR: Final = BENCH_DIR / "results"
+
+
+def _checkout_env() -> dict[str, str]:
+    """The caller's environment without MADBASE_* settings, importing `madbase` from this
+    checkout: what is measured is the code here, not a copy `pip install .` made earlier."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MADBASE_")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(BENCH_DIR.parent), env.get("PYTHONPATH", "")) if p
+    )
+    return env
+
+
 SERVER_ENV: Final = {"MADBASE_PG_FSYNC": "false", "MADBASE_LOG_LEVEL": "warning"}
 START_TIMEOUT: Final = 120.0
 STOP_TIMEOUT: Final = 30.0
@@ -73,7 +85,7 @@ class Server:
         self.data_dir = self.tmp / "data"
         self.log_path = self.tmp / "server.log"
         # Our settings only: no MADBASE_* from the caller's shell, no .env (cwd is the temp dir).
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MADBASE_")}
+        self.env = _checkout_env()
         self.env.update(SERVER_ENV)
         self.env["MADBASE_HTTP_PARSER"] = http_parser
         self.env["MADBASE_WORKERS"] = str(workers)
@@ -372,7 +384,7 @@ class HelloServer:
         self.workers = workers
 
     def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MADBASE_")}
+        env = _checkout_env()
         env["MADBASE_HTTP_PARSER"] = self.http_parser
         self.process = subprocess.Popen(
             [
