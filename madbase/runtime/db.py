@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 from collections.abc import AsyncIterator, Sequence
 from typing import Final, final
 
@@ -88,6 +89,9 @@ class Connection:
         self._prepared: dict[bytes, bytes] = {}
         self._prepare = prepare
         self._names = 0
+        # When the transaction under way must have finished (the pool's watchdog enforces it).
+        self.deadline = math.inf
+        self.timed_out = False
 
     @classmethod
     async def connect(cls, conninfo: str, *, timeout: float, prepare: bool = True) -> Connection:  # noqa: ASYNC109 - the pool passes its configured connect timeout
@@ -123,6 +127,13 @@ class Connection:
         if not self._closed:
             self._closed = True
             self._pg.finish()
+
+    def expire(self) -> None:
+        """Give up on the transaction under way: its task's wait fails with `DbTimeout`."""
+        self.timed_out = True
+        if not self._closed:
+            trio.lowlevel.notify_closing(self._pg.socket)
+        self.close()
 
     async def run(self, tx: Transaction) -> list[DbResult] | DbError:
         """Run `tx` in one pipelined round trip; the statements' results, or the first error.
@@ -262,16 +273,27 @@ class Connection:
 
     async def _flush(self) -> None:
         while self._pg.flush() == 1:
-            await trio.lowlevel.wait_writable(self._pg.socket)
+            try:
+                await trio.lowlevel.wait_writable(self._pg.socket)
+            except trio.ClosedResourceError:
+                raise self._closed_error() from None
 
     async def _wait_result(self) -> None:
         pg = self._pg
         while pg.is_busy():
-            await trio.lowlevel.wait_readable(pg.socket)
+            try:
+                await trio.lowlevel.wait_readable(pg.socket)
+            except trio.ClosedResourceError:
+                raise self._closed_error() from None
             pg.consume_input()
         if pg.status == pq.ConnStatus.BAD:
             self.broken = True
             raise DbUnavailable(pg_message(pg))
+
+    def _closed_error(self) -> Exception:
+        if self.timed_out:
+            return DbTimeout("the database did not answer in time")
+        return DbUnavailable("the connection was closed")
 
 
 @final
@@ -284,6 +306,10 @@ class Pool:
         self._slots = trio.Semaphore(settings.pool_size)
         self._idle: list[Connection] = []
         self._closed = False
+        # Connections running a transaction, for the watchdog that enforces `query_timeout`
+        # (cheaper than a cancel scope per transaction); started with the first transaction.
+        self._running: set[Connection] = set()
+        self._watching = False
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
@@ -337,22 +363,35 @@ class Pool:
             DbUnavailable: Postgres cannot be reached.
             DbTimeout: it did not finish within the query timeout.
         """
+        if not self._watching:
+            self._watching = True
+            trio.lowlevel.spawn_system_task(self._watch, name="madbase.db.watchdog")
         for attempt in (1, 2):
             # `_borrow`/`_give_back` rather than `connection()`: no context-manager generator on
             # the hot path.
             conn = await self._borrow()
+            conn.deadline = trio.current_time() + self._settings.query_timeout
+            self._running.add(conn)
             try:
-                with trio.fail_after(self._settings.query_timeout):
-                    return await conn.run(tx)
-            except trio.TooSlowError:
-                raise DbTimeout("the database did not answer in time") from None
+                return await conn.run(tx)
             except DbUnavailable:
                 if attempt == 2 or not conn.reused:
                     raise
                 self._drop_idle()
             finally:
+                self._running.discard(conn)
                 self._give_back(conn)
         raise AssertionError("unreachable")
+
+    async def _watch(self) -> None:
+        """Expire transactions past their deadline, checking a few times per `query_timeout`."""
+        tick = min(1.0, max(0.01, self._settings.query_timeout / 8))
+        while not (self._closed and not self._running):
+            await trio.sleep(tick)
+            now = trio.current_time()
+            for conn in [c for c in self._running if c.deadline <= now]:
+                log.warning("a transaction ran past the query timeout; closing its connection")
+                conn.expire()
 
     async def execute_script(self, sql: str) -> DbError | None:
         """Run a multi-statement script on a pooled connection (migrations)."""

@@ -135,11 +135,36 @@ async def test_pool_never_exceeds_its_size(database: str) -> None:
 
 async def test_pool_times_out_a_slow_transaction_and_recovers(database: str) -> None:
     pool = Pool(database, DbSettings(pool_size=1, query_timeout=0.2))
+    started = trio.current_time()
     with pytest.raises(DbTimeout):
         await pool.run(tx("select pg_sleep(5)"))
+    assert 0.2 <= trio.current_time() - started < 2
     result = await pool.run(tx("select 1"))
     assert not isinstance(result, DbError)
     assert result[0].rows == ((b"1",),)
+    pool.close()
+
+
+async def test_pool_times_out_only_the_slow_one_of_concurrent_transactions(database: str) -> None:
+    pool = Pool(database, DbSettings(pool_size=3, query_timeout=0.5))
+    outcomes: dict[str, object] = {}
+
+    async def run(name: str, sql: str) -> None:
+        try:
+            outcomes[name] = await pool.run(tx(sql))
+        except DbTimeout as err:
+            outcomes[name] = err
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run, "slow", "select pg_sleep(5)")
+        nursery.start_soon(run, "quick", "select pg_sleep(0.1), 1")
+        nursery.start_soon(run, "later", "select pg_sleep(0.3), 2")
+    assert isinstance(outcomes["slow"], DbTimeout)
+    for name, value in (("quick", b"1"), ("later", b"2")):
+        result = outcomes[name]
+        assert isinstance(result, list)
+        assert result[0].rows[0][1] == value
+    assert pool.statistics().borrowed == 0
     pool.close()
 
 
