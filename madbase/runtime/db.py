@@ -14,6 +14,7 @@ Failures come back as values or as two exceptions, translated here once:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import logging
@@ -303,7 +304,10 @@ class Pool:
     def __init__(self, conninfo: str, settings: DbSettings) -> None:
         self._conninfo = conninfo
         self._settings = settings
-        self._slots = trio.Semaphore(settings.pool_size)
+        # Slots not taken; when none is free, borrowers queue and a returned slot goes to the
+        # first of them (the watchdog expires those that wait past `acquire_timeout`).
+        self._free = settings.pool_size
+        self._waiters: collections.deque[_Waiter] = collections.deque()
         self._idle: list[Connection] = []
         self._closed = False
         # Connections running a transaction, for the watchdog that enforces `query_timeout`
@@ -324,14 +328,10 @@ class Pool:
         """A connection, its slot taken; `_give_back` returns both."""
         if self._closed:
             raise DbUnavailable("the pool is closed")
-        try:
-            # The usual case, a free slot: no timeout scope to set up.
-            self._slots.acquire_nowait()
-        except trio.WouldBlock:
-            with trio.move_on_after(self._settings.acquire_timeout) as scope:
-                await self._slots.acquire()
-            if scope.cancelled_caught:
-                raise DbUnavailable("timed out waiting for a database connection") from None
+        if self._free:
+            self._free -= 1
+        else:
+            await self._wait_for_slot()
         try:
             if self._idle:
                 conn = self._idle.pop()
@@ -343,15 +343,44 @@ class Pool:
                 prepare=self._settings.prepared_statements,
             )
         except BaseException:
-            self._slots.release()
+            self._release_slot()
             raise
+
+    async def _wait_for_slot(self) -> None:
+        self._start_watchdog()
+        waiter = _Waiter(trio.current_time() + self._settings.acquire_timeout)
+        self._waiters.append(waiter)
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            if waiter.granted:
+                self._release_slot()
+            elif waiter in self._waiters:  # not yet expired by the watchdog either
+                self._waiters.remove(waiter)
+            raise
+        if not waiter.granted:
+            raise DbUnavailable("timed out waiting for a database connection")
+
+    def _release_slot(self) -> None:
+        """A slot is free: the first waiter gets it, or it goes back to the free count."""
+        if self._waiters:
+            waiter = self._waiters.popleft()
+            waiter.granted = True
+            waiter.event.set()
+        else:
+            self._free += 1
 
     def _give_back(self, conn: Connection) -> None:
         if conn.broken or self._closed:
             conn.close()
         else:
             self._idle.append(conn)
-        self._slots.release()
+        self._release_slot()
+
+    def _start_watchdog(self) -> None:
+        if not self._watching:
+            self._watching = True
+            trio.lowlevel.spawn_system_task(self._watch, name="madbase.db.watchdog")
 
     async def run(self, tx: Transaction) -> list[DbResult] | DbError:
         """Run `tx` on a pooled connection.
@@ -363,9 +392,7 @@ class Pool:
             DbUnavailable: Postgres cannot be reached.
             DbTimeout: it did not finish within the query timeout.
         """
-        if not self._watching:
-            self._watching = True
-            trio.lowlevel.spawn_system_task(self._watch, name="madbase.db.watchdog")
+        self._start_watchdog()
         for attempt in (1, 2):
             # `_borrow`/`_give_back` rather than `connection()`: no context-manager generator on
             # the hot path.
@@ -384,14 +411,19 @@ class Pool:
         raise AssertionError("unreachable")
 
     async def _watch(self) -> None:
-        """Expire transactions past their deadline, checking a few times per `query_timeout`."""
-        tick = min(1.0, max(0.01, self._settings.query_timeout / 8))
-        while not (self._closed and not self._running):
+        """Expire transactions and waits for a slot past their deadlines, checking a few times
+        per timeout."""
+        shortest = min(self._settings.query_timeout, self._settings.acquire_timeout)
+        tick = min(1.0, max(0.01, shortest / 8))
+        while not (self._closed and not self._running and not self._waiters):
             await trio.sleep(tick)
             now = trio.current_time()
             for conn in [c for c in self._running if c.deadline <= now]:
                 log.warning("a transaction ran past the query timeout; closing its connection")
                 conn.expire()
+            # Waiters queue in deadline order (one acquire timeout for all).
+            while self._waiters and self._waiters[0].deadline <= now:
+                self._waiters.popleft().event.set()  # not granted: it gives up
 
     async def execute_script(self, sql: str) -> DbError | None:
         """Run a multi-statement script on a pooled connection (migrations)."""
@@ -418,12 +450,24 @@ class Pool:
         return PoolStatistics(
             size=self._settings.pool_size,
             idle=len(self._idle),
-            borrowed=self._settings.pool_size - self._slots.value,
+            borrowed=self._settings.pool_size - self._free,
         )
 
     def _drop_idle(self) -> None:
         while self._idle:
             self._idle.pop().close()
+
+
+@final
+class _Waiter:
+    """A borrower queued for a slot; `granted` once a returned slot is handed to it."""
+
+    __slots__ = ("deadline", "event", "granted")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.event = trio.Event()
+        self.granted = False
 
 
 @final

@@ -168,6 +168,38 @@ async def test_pool_times_out_only_the_slow_one_of_concurrent_transactions(datab
     pool.close()
 
 
+async def test_pool_hands_returned_connections_to_waiters_in_order(database: str) -> None:
+    pool = Pool(database, DbSettings(pool_size=1))
+    order: list[int] = []
+
+    async def run(i: int) -> None:
+        result = await pool.run(tx(f"select {i}"))
+        assert not isinstance(result, DbError)
+        order.append(int(result[0].rows[0][0] or b"0"))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(20):
+            nursery.start_soon(run, i)
+            await trio.sleep(0)  # queued in this order
+    assert order == list(range(20))
+    assert pool.statistics().borrowed == 0
+    pool.close()
+
+
+async def test_pool_waiter_cancelled_while_queued_takes_no_slot(database: str) -> None:
+    pool = Pool(database, DbSettings(pool_size=1))
+    async with pool.connection(), trio.open_nursery() as nursery:
+        nursery.start_soon(pool.run, tx("select 1"))
+        await trio.sleep(0.05)  # queued behind the borrowed connection
+        nursery.cancel_scope.cancel()
+    assert pool.statistics().borrowed == 0
+    with trio.fail_after(5):
+        result = await pool.run(tx("select 2"))
+    assert not isinstance(result, DbError)
+    assert result[0].rows == ((b"2",),)
+    pool.close()
+
+
 async def test_pool_waiting_for_a_connection_times_out(database: str) -> None:
     pool = Pool(database, DbSettings(pool_size=1, acquire_timeout=0.1))
     async with pool.connection():
