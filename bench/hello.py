@@ -19,6 +19,10 @@ import pickle
 import signal
 import socket
 import sys
+from pathlib import Path
+
+# Measure this checkout, not a copy `pip install .` put in site-packages earlier.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import attrs
 import trio

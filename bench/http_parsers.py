@@ -9,7 +9,12 @@ process (`time.process_time`), so other load on the machine disturbs it less tha
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
+
+# Measure this checkout, not a copy `pip install .` put in site-packages earlier.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from madbase.config import HttpSettings
 from madbase.protocol.http import json_response

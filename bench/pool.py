@@ -3,9 +3,13 @@
 .venv/bin/python bench/pool.py
 """
 
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+# Measure this checkout, not a copy `pip install .` put in site-packages earlier.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import trio
 

@@ -23,6 +23,8 @@ import psycopg
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Measure this checkout, not a copy `pip install .` put in site-packages earlier.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from run import BENCH_SCHEMA
 
