@@ -163,18 +163,19 @@ class Connection:
             queries.append((_ROLLBACK, None))
         queries.append((_RESET, None))
         results = await self._pipeline(queries)
-        if self._prepared and any(_stale_plan(res) for res in results):
+        failed = _first_error(results)
+        if failed is not None and self._prepared and _stale_plan(failed):
             # A statement prepared earlier no longer fits its tables (its result type changed):
             # nothing ran; forget the prepared statements and send the transaction again.
             self._prepared.clear()
             results = await self._pipeline(queries)
-        for res in results:
-            if res.status == ExecStatus.FATAL_ERROR:
-                error = _error(res)
-                if self._pg.transaction_status != pq.TransactionStatus.IDLE:
-                    # An explicit block (tx=rollback) stays open after an error: end it.
-                    await self._pipeline([(_ROLLBACK, None), (_RESET, None)])
-                return error
+            failed = _first_error(results)
+        if failed is not None:
+            error = _error(failed)
+            if self._pg.transaction_status != pq.TransactionStatus.IDLE:
+                # An explicit block (tx=rollback) stays open after an error: end it.
+                await self._pipeline([(_ROLLBACK, None), (_RESET, None)])
+            return error
         return [_result(res) for res in results[first : first + len(tx.statements)]]
 
     async def execute_script(self, sql: str) -> DbError | None:
@@ -480,10 +481,16 @@ class PoolStatistics:
     borrowed: int
 
 
+def _first_error(results: list[pq.abc.PGresult]) -> pq.abc.PGresult | None:
+    """The failed result of a pipeline (after it, statements are skipped, not failed)."""
+    for res in results:
+        if res.status == ExecStatus.FATAL_ERROR:
+            return res
+    return None
+
+
 def _stale_plan(res: pq.abc.PGresult) -> bool:
     """The error Postgres gives when a prepared statement's result type changed under it."""
-    if res.status != ExecStatus.FATAL_ERROR:
-        return False
     message = res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b""
     return (
         res.error_field(pq.DiagnosticField.SQLSTATE) == b"0A000"
