@@ -334,6 +334,8 @@ async def test_logout_scopes(auth: Auth) -> None:
     assert local.status == 204
     gone = await auth.call("GET", "/user", token=third["access_token"])
     assert (gone.status, body(gone)["code"]) == (403, "session_not_found")
+    again = await auth.call("POST", "/logout", token=third["access_token"])
+    assert (again.status, body(again)["code"]) == (403, "session_not_found")
     refused = await auth.call(
         "POST", "/token?grant_type=refresh_token", {"refresh_token": third["refresh_token"]}
     )

@@ -37,7 +37,6 @@ from madbase.protocol.auth import (
 )
 from madbase.protocol.auth.errors import (
     AuthError,
-    BadJwt,
     EmailNotConfirmed,
     InvalidCredentials,
     PhoneExists,
@@ -93,7 +92,6 @@ from madbase.protocol.auth.steps import (
     draw_random,
     first,
     hash_password,
-    is_uuid,
     run,
     session_body,
     session_statements,
@@ -512,11 +510,10 @@ def _update_user(request: Request, settings: AuthSettings, *, now: datetime) -> 
 
 def _logout(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
     scope = parse_logout_scope(request.query_param("scope"))
-    claims = bearer_claims(request, settings, now=now)
-    subject, session_id = claims.get("sub"), claims.get("session_id")
-    if not isinstance(subject, str) or not is_uuid(subject):
-        raise BadJwt("invalid claim: missing sub claim")
-    session = session_id if isinstance(session_id, str) and is_uuid(session_id) else None
+    # A token whose session (or user) is gone already: 403 as GoTrue's middleware answers, which
+    # supabase-js takes as signed out.
+    user, session = yield from authenticate(request, settings, now=now, refuse_banned=False)
+    subject = user.id
     match scope:
         case LogoutScope.GLOBAL:
             delete = sql.delete_sessions(subject, only=None, keep=None)

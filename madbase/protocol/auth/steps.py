@@ -283,9 +283,14 @@ def bearer_claims(request: Request, settings: AuthSettings, *, now: datetime) ->
 
 
 def authenticate(
-    request: Request, settings: AuthSettings, *, now: datetime
+    request: Request, settings: AuthSettings, *, now: datetime, refuse_banned: bool = True
 ) -> Flow[tuple[User, str | None]]:
-    """The user of the request's access token and its session id (checked to exist)."""
+    """The user of the request's access token and its session id (checked to exist).
+
+    GoTrue's requireAuthentication: a token whose user or session is gone is refused with 403
+    user_not_found / session_not_found; `refuse_banned` adds the ban check of the routes that
+    make one (not logout).
+    """
     claims = bearer_claims(request, settings, now=now)
     subject, session_id = claims.get("sub"), claims.get("session_id")
     if not isinstance(subject, str) or not is_uuid(subject):
@@ -299,7 +304,7 @@ def authenticate(
     assert user is not None
     if session is not None and has_session != b"t":
         raise SessionNotFound
-    if user.is_banned(now=now):
+    if refuse_banned and user.is_banned(now=now):
         raise UserBanned(status=403)
     return user, session
 

@@ -1247,10 +1247,11 @@ def test_logout_scopes(
     query: str, session_claim: str | None, expected: tuple[str | None, ...]
 ) -> None:
     token = access_token(session_id=session_claim)
-    run = drive("POST", f"/logout{query}", token=token, answers=[rand, tx(read_only=False)])
-    assert run.kinds == [DrawRandom, RunTransaction]
+    answers = [me(), rand, tx(read_only=False)]
+    run = drive("POST", f"/logout{query}", token=token, answers=answers)
+    assert run.kinds == [RunTransaction, DrawRandom, RunTransaction]
     assert run.response == Response(status=204, headers=(("x-supabase-api-version", "2024-01-01"),))
-    delete, audit = run.statements
+    _, delete, audit = run.statements
     assert delete.sql.startswith("delete from auth.sessions where user_id = $1::uuid")
     assert delete.params == expected
     assert audit.params[1:5] == (uuid_at(0), "logout", "account", None)
@@ -1265,8 +1266,27 @@ def test_logout_bad_scope_is_refused_before_the_token_is_read() -> None:
 
 
 def test_logout_database_failure_is_500() -> None:
-    run = drive("POST", "/logout", token=access_token(), answers=[rand, fail()])
+    run = drive("POST", "/logout", token=access_token(), answers=[me(), rand, fail()])
     assert (run.status, run.code) == (500, "unexpected_failure")
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [(me(b"f"), "session_not_found"), (tx(read_only=True), "user_not_found")],
+)
+def test_logout_with_a_session_or_user_gone_is_403_and_deletes_nothing(
+    answer: Answer, code: str
+) -> None:
+    run = drive("POST", "/logout", token=access_token(), answers=[answer])
+    assert (run.status, run.code) == (403, code)
+    assert run.kinds == [RunTransaction]  # the look-up only
+
+
+def test_a_banned_user_can_log_out() -> None:
+    banned = me(row=user_json(banned_until="2999-01-01T00:00:00+00:00"))
+    run = drive("POST", "/logout", token=access_token(), answers=[banned, rand, tx()])
+    assert run.status == 204
+    assert run.statements[1].sql.startswith("delete from auth.sessions")
 
 
 # --- request details that reach the SQL ----------------------------------------------------------
@@ -1303,7 +1323,7 @@ FIRST_TX: list[tuple[str, str, object, list[Answer]]] = [
     ("POST", "/token?grant_type=refresh_token", {"refresh_token": PRESENTED}, []),
     ("GET", "/user", None, []),
     ("PUT", "/user", {"data": {}}, []),
-    ("POST", "/logout", None, [rand]),
+    ("POST", "/logout", None, []),
 ]
 
 
