@@ -494,11 +494,18 @@ async def test_invite_and_generate_link_need_the_service_role(auth: Auth) -> Non
     assert [m.to for m in auth.inbox.mails].count("fresh@example.com") == 0
 
 
-async def test_delivery_failure_is_a_500(auth: Auth) -> None:
+async def test_delivery_failure_is_a_500_and_leaves_no_user(auth: Auth) -> None:
+    signup = {"email": "ann@example.com", "password": "s3cret-pass"}
     auth.inbox.fail = True
-    assert await auth.error(
-        "POST", "/signup", {"email": "ann@example.com", "password": "s3cret-pass"}
-    ) == (500, "unexpected_failure")
+    assert await auth.error("POST", "/signup", signup) == (500, "unexpected_failure")
+    # As GoTrue's one transaction: no user, identity, token or audit entry is left behind ...
+    for table in ("users", "identities", "one_time_tokens", "audit_log_entries"):
+        assert auth.sql(f"select count(*) from auth.{table}") == [(0,)], table
+    # ... so signing up again, once mail works, is a fresh sign-up mailed at once (no 429).
+    auth.inbox.fail = False
+    again = await auth.call("POST", "/signup", signup)
+    assert again.status == 200
+    assert auth.inbox.last("ann@example.com").kind is MailKind.CONFIRMATION
 
 
 async def test_without_a_mailer_mails_fail_as_500(database: str) -> None:

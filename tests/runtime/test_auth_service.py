@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from madbase.config import DbSettings
-from madbase.protocol.auth import DUMMY_HASH, AuthLimits
+from madbase.protocol.auth import DUMMY_HASH, AuthLimits, SendMail
 from madbase.protocol.http import Dispatch, Request, Response, Service
 from madbase.runtime.auth import AuthService
 from madbase.runtime.db import Pool
@@ -168,17 +168,33 @@ async def test_signup_anonymous(auth: Auth) -> None:
     assert claims["amr"][0]["method"] == "anonymous"
 
 
+class Outbox:
+    def __init__(self) -> None:
+        self.mails: list[SendMail] = []
+
+    async def send(self, message: SendMail) -> None:
+        self.mails.append(message)
+
+
 async def test_signup_without_autoconfirm_returns_user_only(database: str) -> None:
     pool = Pool(database, DbSettings())
     try:
         await migrate(pool)
+        outbox = Outbox()
         service = AuthService(
-            pool=pool, secret=SECRET, limits=AuthLimits(), site_url="http://x", autoconfirm=False
+            pool=pool,
+            secret=SECRET,
+            limits=AuthLimits(),
+            site_url="http://x",
+            autoconfirm=False,
+            mailer=outbox,
         )
         auth = Auth(service, Clock(), database)
         response = await auth.call(
             "POST", "/signup", {"email": "c@example.com", "password": "s3cret-pass"}
         )
+        assert response.status == 200
+        assert [m.to for m in outbox.mails] == ["c@example.com"]
         user = body(response)
         assert "access_token" not in user
         assert "email_confirmed_at" not in user

@@ -26,6 +26,7 @@ from typing import Final, TypeAlias, assert_never
 
 from madbase.protocol.auth import (
     admin,
+    admin_sql,
     mail_admin,
     mail_flows,
     mail_sql,
@@ -105,6 +106,7 @@ from madbase.protocol.auth.tokens import (
 )
 from madbase.protocol.auth.validate import (
     AnonymousSignupRequest,
+    PkceChallenge,
     SignupRequest,
     parse_signup,
     parse_user_update,
@@ -314,25 +316,50 @@ def _signup(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
     user = sql.decode_user(first(result[-1]))
     if user is None:
         raise UnexpectedFailure
-    if session is None and email:
-        issued = yield from mail_steps.send_link(
-            user,
-            mail_sql.TokenSlot.CONFIRMATION,
-            MailKind.CONFIRMATION,
-            "signup",
-            pkce=parsed.pkce if isinstance(parsed, SignupRequest) else None,
-            request=request,
-            settings=settings,
-            now=now,
-        )
-        user = issued.user
-    elif session is None and phone:
-        _, user = yield from mail_steps.send_sms_otp(
-            user, phone, request=request, settings=settings, now=now
-        )
+    if session is None and (email or phone):
+        pkce = parsed.pkce if isinstance(parsed, SignupRequest) else None
+        user = yield from _send_confirmation(user, pkce, audit1, request, settings, now=now)
     if session is None:
         return json_response(200, render_user(user))
     return session_body(user, session, token, settings, now=now)
+
+
+def _send_confirmation(
+    user: User,
+    pkce: PkceChallenge | None,
+    audit_id: str,
+    request: Request,
+    settings: AuthSettings,
+    *,
+    now: datetime,
+) -> Flow[User]:
+    """Mail (or text) a new user's confirmation; the user after the token's write.
+
+    GoTrue creates the user and sends the confirmation in one transaction, so a failed delivery
+    (or a mail quota spent) leaves no user behind: here the user and its sign-up audit entry,
+    written before, are deleted again, and the client can simply sign up once more.
+    """
+    try:
+        if user.email:
+            issued = yield from mail_steps.send_link(
+                user,
+                mail_sql.TokenSlot.CONFIRMATION,
+                MailKind.CONFIRMATION,
+                "signup",
+                pkce=pkce,
+                request=request,
+                settings=settings,
+                now=now,
+            )
+            return issued.user
+        assert user.phone
+        _, texted = yield from mail_steps.send_sms_otp(
+            user, user.phone, request=request, settings=settings, now=now
+        )
+        return texted
+    except AuthError:
+        yield from run(admin_sql.delete_user(user.id), sql.delete_audit_entry(audit_id))
+        raise
 
 
 # --- POST /token -------------------------------------------------------------------------------

@@ -336,6 +336,11 @@ def delete_sessions(user_id: str, *, only: str | None, keep: str | None) -> Stat
     )
 
 
+def delete_audit_entry(entry_id: str) -> Statement:
+    """Remove the audit entry `entry_id` (of a sign-up undone)."""
+    return Statement("delete from auth.audit_log_entries where id = $1::uuid", (entry_id,))
+
+
 def insert_audit_entry(
     *,
     entry_id: str,

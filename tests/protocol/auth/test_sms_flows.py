@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import attrs
@@ -195,3 +196,20 @@ def test_signup_by_phone_without_autoconfirm() -> None:
         settings=attrs.evolve(settings, mail=MailSettings()),
     )
     assert (no_sms.status, no_sms.body["message"]) == (500, "Unable to get SMS provider")
+
+
+def test_signup_by_phone_whose_text_fails_deletes_the_new_user() -> None:
+    row = user(email=None, phone=PHONE, email_confirmed_at=None)
+    run = post(
+        "/signup",
+        {"phone": PHONE, "password": "s3cret-pass"},
+        [rand, hashed(), tx(last=((row,),)), rand, stored(row), not_texted, tx()],
+        settings=attrs.evolve(TEXTING, autoconfirm=False),
+    )
+    assert (run.status, run.code) == (422, "sms_send_failed")
+    signup, undo = run.transactions[0], run.transactions[-1]
+    user_id, audit_id = json.loads(row)["user"]["id"], signup.statements[-2].params[1]
+    assert [(st.sql.split(" where")[0], st.params) for st in undo.statements] == [
+        ("delete from auth.users", (user_id,)),
+        ("delete from auth.audit_log_entries", (audit_id,)),
+    ]
