@@ -508,6 +508,24 @@ async def test_delivery_failure_is_a_500_and_leaves_no_user(auth: Auth) -> None:
     assert auth.inbox.last("ann@example.com").kind is MailKind.CONFIRMATION
 
 
+async def test_magic_link_sign_up_whose_mail_fails_leaves_no_user(auth: Auth) -> None:
+    auth.inbox.fail = True
+    fresh = {"email": "new@example.com"}
+    assert await auth.error("POST", "/otp", fresh) == (500, "unexpected_failure")
+    assert auth.sql("select count(*) from auth.users") == [(0,)]
+    # A user who was there before stays, failed mail or not.
+    auth.inbox.fail = False
+    signup = {"email": "ann@example.com", "password": "s3cret-pass"}
+    assert (await auth.call("POST", "/signup", signup)).status == 200
+    auth.later(120)  # past the resend interval
+    auth.inbox.fail = True
+    assert await auth.error("POST", "/otp", {"email": "ann@example.com"}) == (
+        500,
+        "unexpected_failure",
+    )
+    assert auth.sql("select email from auth.users") == [("ann@example.com",)]
+
+
 async def test_without_a_mailer_mails_fail_as_500(database: str) -> None:
     pool = Pool(database, DbSettings())
     try:

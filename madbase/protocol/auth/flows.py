@@ -26,7 +26,6 @@ from typing import Final, TypeAlias, assert_never
 
 from madbase.protocol.auth import (
     admin,
-    admin_sql,
     mail_admin,
     mail_flows,
     mail_sql,
@@ -335,9 +334,8 @@ def _send_confirmation(
 ) -> Flow[User]:
     """Mail (or text) a new user's confirmation; the user after the token's write.
 
-    GoTrue creates the user and sends the confirmation in one transaction, so a failed delivery
-    (or a mail quota spent) leaves no user behind: here the user and its sign-up audit entry,
-    written before, are deleted again, and the client can simply sign up once more.
+    A failed delivery (or a mail quota spent) leaves no user behind (`undo_signup`): the client
+    can simply sign up once more.
     """
     try:
         if user.email:
@@ -358,7 +356,7 @@ def _send_confirmation(
         )
         return texted
     except AuthError:
-        yield from run(admin_sql.delete_user(user.id), sql.delete_audit_entry(audit_id))
+        yield from mail_steps.undo_signup(user.id, audit_id)
         raise
 
 

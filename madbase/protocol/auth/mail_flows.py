@@ -29,6 +29,7 @@ from typing import Final
 from madbase.protocol.auth import mail_sql, sql
 from madbase.protocol.auth.body import FieldKind, decode_fields
 from madbase.protocol.auth.errors import (
+    AuthError,
     EmailNotConfirmed,
     EmailProviderDisabled,
     OtpDisabled,
@@ -47,6 +48,7 @@ from madbase.protocol.auth.mail_steps import (
     send_link,
     send_mail,
     send_sms_otp,
+    undo_signup,
 )
 from madbase.protocol.auth.steps import (
     UUID_BYTES,
@@ -134,6 +136,7 @@ def _sms_otp(
         if user is None and settings.limits.disable_signup:
             raise SignupDisabled
         statements: tuple[Statement, ...] = ()
+        created = user is None  # signed up by this request
         if user is None:
             statements = new_email_user(
                 phone,
@@ -164,7 +167,12 @@ def _sms_otp(
         if user is None:  # deleted by someone else meanwhile
             raise UnexpectedFailure("Database error saving new user")
         if not settings.autoconfirm:
-            yield from send_sms_otp(user, phone, request=request, settings=settings, now=now)
+            try:
+                yield from send_sms_otp(user, phone, request=request, settings=settings, now=now)
+            except AuthError:
+                if created:
+                    yield from undo_signup(user_id, audit_id)
+                raise
             return _empty()
         audit_id = uuids((yield from draw_random(UUID_BYTES)), 1)[0]
     entry = audit(
@@ -210,6 +218,7 @@ def _magic_link(
         if user is None and settings.limits.disable_signup:
             raise SignupDisabled
         statements: tuple[Statement, ...] = ()
+        created = user is None  # signed up by this request
         if user is None:
             statements = new_email_user(
                 email,
@@ -241,16 +250,21 @@ def _magic_link(
             raise UnexpectedFailure("Database error saving new user")
         if not settings.autoconfirm:
             # The confirmation mail doubles as the magic link.
-            yield from send_link(
-                user,
-                TokenSlot.CONFIRMATION,
-                MailKind.CONFIRMATION,
-                "signup",
-                pkce=pkce,
-                request=request,
-                settings=settings,
-                now=now,
-            )
+            try:
+                yield from send_link(
+                    user,
+                    TokenSlot.CONFIRMATION,
+                    MailKind.CONFIRMATION,
+                    "signup",
+                    pkce=pkce,
+                    request=request,
+                    settings=settings,
+                    now=now,
+                )
+            except AuthError:
+                if created:
+                    yield from undo_signup(user_id, audit_id)
+                raise
             return _empty()
         audit_id = uuids((yield from draw_random(UUID_BYTES)), 1)[0]
     entry = audit(

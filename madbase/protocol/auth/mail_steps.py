@@ -15,7 +15,7 @@ from typing import Final
 
 import attrs
 
-from madbase.protocol.auth import mail_sql, sql
+from madbase.protocol.auth import admin_sql, mail_sql, sql
 from madbase.protocol.auth.errors import (
     AuthError,
     EmailExists,
@@ -312,6 +312,12 @@ def send_link(
         issued, kind, verification_type, request=request, settings=settings, pkce=pkce is not None
     )
     return issued
+
+
+def undo_signup(user_id: str, audit_id: str) -> Flow[None]:
+    """Delete a user written by this request, and its audit entry, after its confirmation could
+    not be sent: GoTrue writes both and sends in one transaction, so a failure leaves neither."""
+    yield from run(admin_sql.delete_user(user_id), sql.delete_audit_entry(audit_id))
 
 
 def find_user(email: str | None, phone: str | None = None) -> Flow[User | None]:

@@ -73,6 +73,34 @@ def test_sms_otp_new_number_without_autoconfirm_texts_the_confirmation() -> None
     assert insert.params[3:5] == (None, PHONE)
 
 
+def test_sms_otp_new_number_whose_text_fails_deletes_it_again() -> None:
+    fresh = user(email=None, phone=PHONE)
+    run = post(
+        "/otp",
+        {"phone": PHONE},
+        [found(), rand, tx(last=((fresh,),)), rand, stored(fresh), not_texted, tx()],
+        settings=attrs.evolve(TEXTING, autoconfirm=False),
+    )
+    assert (run.status, run.code) == (422, "sms_send_failed")
+    written, undo = run.transactions[1], run.transactions[-1]
+    assert written.statements[0].sql.startswith("insert into auth.users")
+    assert undo.statements[0].sql.startswith("delete from auth.users")
+    (deleted,) = undo.statements[0].params
+    assert deleted in written.statements[0].params  # the user this request inserted
+
+
+def test_sms_otp_pending_number_whose_text_fails_is_kept() -> None:
+    pending = user(email=None, phone=PHONE)
+    run = post(
+        "/otp",
+        {"phone": PHONE},
+        [found(pending), rand, tx(last=((pending,),)), rand, stored(pending), not_texted],
+        settings=attrs.evolve(TEXTING, autoconfirm=False),
+    )
+    assert (run.status, run.code) == (422, "sms_send_failed")
+    assert not any("delete from auth.users" in st.sql for st in run.statements)
+
+
 def test_sms_otp_new_number_with_autoconfirm() -> None:
     fresh = user(email=None, phone=PHONE, phone_confirmed_at=STAMP_NOW)
     run = post(
