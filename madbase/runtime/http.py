@@ -292,6 +292,12 @@ class HttpServer:
                     )
             data = io.receive_now()
             if data is None:
+                if started and parser.in_body:
+                    # The client may hold the body back until we say so (curl does for large
+                    # bodies, for a second).
+                    go_on = parser.continue_response()
+                    if go_on is not None:
+                        await io.send_rest(io.send_now(go_on))
                 data = await io.receive()
             if not data:
                 if started:

@@ -154,6 +154,12 @@ class H11Parser:
         data, _closed = self._conn.trailing_data
         return bytes(data)
 
+    def continue_response(self) -> bytes | None:
+        conn = self._conn
+        if not conn.they_are_waiting_for_100_continue:
+            return None
+        return conn.send(h11.InformationalResponse(status_code=100, headers=[]))
+
     def response(self, method: str, response: Response, *, keep_alive: bool, date: str) -> bytes:
         conn = self._conn
         headers, body = frame_response(method, response, keep_alive=keep_alive, date=date)

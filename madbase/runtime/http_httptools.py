@@ -40,6 +40,9 @@ __all__ = ["HttptoolsParser"]
 _SLICE: Final = 8 * 1024
 
 
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
 @final
 class HttptoolsParser:
     """One connection's llhttp state, fed by the server."""
@@ -66,6 +69,8 @@ class HttptoolsParser:
         self._body = bytearray()
         self._length: int | None = None
         self._chunked = False
+        # The request under way asked for `Expect: 100-continue` and has not been answered it.
+        self._expects_continue = False
 
     @property
     def started(self) -> bool:
@@ -141,6 +146,7 @@ class HttptoolsParser:
         self._body = bytearray()
         self._length = None
         self._chunked = False
+        self._expects_continue = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -174,6 +180,9 @@ class HttptoolsParser:
             raise self._refuse(400, "HTTP/1.1 needs exactly one Host header")
         if self._length is not None and self._length > self._settings.max_body_bytes:
             raise self._refuse(413, "request body too large")
+        self._expects_continue = version == "1.1" and any(
+            key == "expect" and value.lower() == "100-continue" for key, value in self._headers
+        )
 
     def on_body(self, body: bytes) -> None:
         self._body += body
@@ -183,6 +192,7 @@ class HttptoolsParser:
     def on_message_complete(self) -> None:
         self._in_message = False
         self._headers_done = False
+        self._expects_continue = False
         parser = self._parser
         version = parser.get_http_version()
         headers = tuple(self._headers)
@@ -240,6 +250,12 @@ class HttptoolsParser:
 
     def trailing_data(self) -> bytes:
         return self._trailing
+
+    def continue_response(self) -> bytes | None:
+        if not self._expects_continue or self._error is not None:
+            return None
+        self._expects_continue = False
+        return _CONTINUE
 
     def response(self, method: str, response: Response, *, keep_alive: bool, date: str) -> bytes:
         headers, body = frame_response(method, response, keep_alive=keep_alive, date=date)

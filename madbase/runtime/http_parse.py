@@ -97,6 +97,11 @@ class RequestParser(Protocol):
         """Bytes received after the head of an upgrade request (the new protocol's first bytes)."""
         ...
 
+    def continue_response(self) -> bytes | None:
+        """`100 Continue` to send before waiting for the body of a request whose head asked for
+        it (`Expect: 100-continue`), once per request; None otherwise."""
+        ...
+
     def response(self, method: str, response: Response, *, keep_alive: bool, date: str) -> bytes:
         """The bytes of `response` to a `method` request; readies the next request if keep_alive."""
         ...

@@ -501,3 +501,71 @@ async def test_tcp_answers_pipelined_requests_in_order_while_serving_others(
         await flood.stream.aclose()
         await other.stream.aclose()
         server.begin_shutdown()
+
+
+# --- Expect: 100-continue ------------------------------------------------------------------------
+
+
+def post_head(length: int, *extra: str) -> bytes:
+    lines = ["POST /upload HTTP/1.1", "Host: test", f"Content-Length: {length}", *extra]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def test_http_answers_100_continue_before_the_body(settings: HttpSettings) -> None:
+    app = EchoApp()
+    async with trio.open_nursery() as nursery:
+        _, client = await serve(nursery, app, settings)
+        for _ in range(2):  # once per request, on a kept-alive connection too
+            await client.send_raw(post_head(5, "Expect: 100-continue"))
+            interim, _ = await client.response()
+            assert interim.status_code == 100
+            await client.send_raw(b"hello")
+            response, body = await client.response()
+            assert response.status_code == 200
+            assert b'"body":"hello"' in body
+        assert len(app.seen) == 2
+        await client.stream.aclose()
+
+
+async def test_http_sends_no_100_when_the_body_came_with_the_head(settings: HttpSettings) -> None:
+    app = EchoApp()
+    async with trio.open_nursery() as nursery:
+        _, client = await serve(nursery, app, settings)
+        await client.send_raw(post_head(5, "Expect: 100-continue") + b"hello")
+        response, body = await client.response()
+        assert response.status_code == 200
+        assert b'"body":"hello"' in body
+        # Nothing else is queued: the next answer is the next request's.
+        await client.send_raw(get("/next"))
+        response, body = await client.response()
+        assert response.status_code == 200
+        assert b"/next" in body
+        await client.stream.aclose()
+
+
+async def test_http_refuses_a_too_large_body_instead_of_continuing(
+    settings: HttpSettings,
+) -> None:
+    app = EchoApp()
+    async with trio.open_nursery() as nursery:
+        _, client = await serve(nursery, app, settings)
+        await client.send_raw(post_head(SETTINGS.max_body_bytes + 1, "Expect: 100-continue"))
+        response, _ = await client.response()
+        assert response.status_code == 413
+        assert await client.closed()
+        assert app.seen == []
+
+
+async def test_http_ignores_expect_on_http_10(settings: HttpSettings) -> None:
+    app = EchoApp()
+    async with trio.open_nursery() as nursery:
+        _, client = await serve(nursery, app, settings)
+        head = post_head(5, "Expect: 100-continue").replace(b"HTTP/1.1", b"HTTP/1.0", 1)
+        await client.send_raw(head)
+        with trio.move_on_after(0.2) as waited:
+            await client.response()
+        assert waited.cancelled_caught  # no interim answer to a 1.0 client
+        await client.send_raw(b"hello")
+        response, body = await client.response()
+        assert response.status_code == 200
+        assert b'"body":"hello"' in body
