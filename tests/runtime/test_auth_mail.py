@@ -526,6 +526,23 @@ async def test_magic_link_sign_up_whose_mail_fails_leaves_no_user(auth: Auth) ->
     assert auth.sql("select email from auth.users") == [("ann@example.com",)]
 
 
+async def test_a_recovery_mail_that_failed_can_be_asked_for_again_at_once(auth: Auth) -> None:
+    signup = {"email": "ann@example.com", "password": "s3cret-pass"}
+    assert (await auth.call("POST", "/signup", signup)).status == 200
+    auth.later(120)  # past the confirmation's send interval
+    auth.inbox.fail = True
+    recover = {"email": "ann@example.com"}
+    assert await auth.error("POST", "/recover", recover) == (500, "unexpected_failure")
+    # The undelivered token was withdrawn: not stored, and no send interval started.
+    assert auth.sql("select recovery_token, recovery_sent_at from auth.users") == [("", None)]
+    assert auth.sql(
+        "select count(*) from auth.one_time_tokens where token_type = 'recovery_token'"
+    ) == [(0,)]
+    auth.inbox.fail = False
+    assert (await auth.call("POST", "/recover", recover)).status == 200
+    assert auth.inbox.last("ann@example.com").kind is MailKind.RECOVERY
+
+
 async def test_without_a_mailer_mails_fail_as_500(database: str) -> None:
     pool = Pool(database, DbSettings())
     try:

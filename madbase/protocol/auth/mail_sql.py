@@ -115,6 +115,21 @@ def store_token(
     )
 
 
+def withdraw_token(
+    *, user_id: str, slot: TokenSlot, token_hash: str, sent_before: datetime | None
+) -> Statement:
+    """Undo `store_token` for a token that could not be sent: while the slot still holds it, it
+    is cleared and the slot's sent-at time goes back to `sent_before`, so that asking again is not
+    held back by the send interval (GoTrue stores and sends in one transaction)."""
+    return Statement(
+        f"with u as (update auth.users set {slot.column} = '',"  # noqa: S608
+        f" {slot.sent_column} = $3::timestamptz where id = $1::uuid and {slot.column} = $2"
+        " returning id) delete from auth.one_time_tokens where user_id = $1::uuid"
+        " and token_hash = $2 and token_type = $4::auth.one_time_token_type",
+        (user_id, token_hash, None if sent_before is None else stamp(sent_before), slot.token_type),
+    )
+
+
 def store_email_change(
     *,
     user_id: str,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, TypeVar
 
 import attrs
 
@@ -77,6 +77,8 @@ __all__ = [
     "send_mail",
     "send_sms_otp",
     "sent_at",
+    "undo_signup",
+    "withdrawn_if_failed",
 ]
 
 # What GoTrue names each mail in its "Error sending ... email" messages.
@@ -90,6 +92,7 @@ _MAIL_NAMES: Final = {
 }
 # A secure password change needs a nonce once the session is older than this (user.go).
 _REAUTH_WINDOW: Final = timedelta(hours=24)
+_T = TypeVar("_T")
 _INVALID_NONCE: Final = "Nonce has expired or is invalid"
 
 
@@ -140,13 +143,21 @@ def send_sms_otp(
         before=before,
         phone=phone,
     )
-    result = yield SendSms(to=phone, text=render_sms(issued.otp), kind="confirmation")
+    message_id = yield from withdrawn_if_failed(
+        _text(phone, issued.otp), user, TokenSlot.CONFIRMATION, issued
+    )
+    return message_id, issued.user
+
+
+def _text(phone: str, otp: str) -> Flow[str]:
+    """Text `otp` to `phone`: the provider's message id."""
+    result = yield SendSms(to=phone, text=render_sms(otp), kind="confirmation")
     if isinstance(result, SmsNotSent):
         raise SmsSendFailed(
             f"Error sending confirmation OTP to provider: {result.reason}", status=422
         )
     assert isinstance(result, str), result
-    return result, issued.user
+    return result
 
 
 def sent_at(user: User, slot: TokenSlot) -> datetime | None:
@@ -308,10 +319,39 @@ def send_link(
     issued = yield from issue_token(
         user, slot, request=request, settings=settings, now=now, before=(*before, *flow)
     )
-    yield from mail_token(
-        issued, kind, verification_type, request=request, settings=settings, pkce=pkce is not None
+    yield from withdrawn_if_failed(
+        mail_token(
+            issued,
+            kind,
+            verification_type,
+            request=request,
+            settings=settings,
+            pkce=pkce is not None,
+        ),
+        user,
+        slot,
+        issued,
     )
     return issued
+
+
+def withdrawn_if_failed(
+    delivery: Flow[_T], user: User, slot: TokenSlot, issued: IssuedToken
+) -> Flow[_T]:
+    """Run `delivery` of `issued` (stored for `user`, as it was before, in `slot`); if it fails,
+    withdraw the token (`mail_sql.withdraw_token`) before the error goes on."""
+    try:
+        return (yield from delivery)
+    except AuthError:
+        yield from run(
+            mail_sql.withdraw_token(
+                user_id=user.id,
+                slot=slot,
+                token_hash=issued.token_hash,
+                sent_before=sent_at(user, slot),
+            )
+        )
+        raise
 
 
 def undo_signup(user_id: str, audit_id: str) -> Flow[None]:
@@ -413,8 +453,11 @@ def repeated_signup(
     issued = yield from issue_token(
         user, TokenSlot.CONFIRMATION, request=request, settings=settings, now=now, before=(entry,)
     )
-    yield from mail_token(
-        issued, MailKind.CONFIRMATION, "signup", request=request, settings=settings
+    yield from withdrawn_if_failed(
+        mail_token(issued, MailKind.CONFIRMATION, "signup", request=request, settings=settings),
+        user,
+        TokenSlot.CONFIRMATION,
+        issued,
     )
     return json_response(200, render_user(issued.user))
 

@@ -158,10 +158,19 @@ def test_otp_lost_race_is_429() -> None:
     assert mails(run) == []
 
 
-def test_otp_undelivered_is_500() -> None:
-    run = post("/otp", {"email": EMAIL}, [found(user()), rand, rand, stored(), undelivered])
+def test_otp_undelivered_is_500_and_withdraws_the_token() -> None:
+    before = user(recovery_sent_at=LONG_AGO)
+    run = post("/otp", {"email": EMAIL}, [found(before), rand, rand, stored(), undelivered, tx()])
     assert (run.status, run.code) == (500, "unexpected_failure")
     assert run.body["message"] == "Error sending magic link email"
+    stored_hash = run.transactions[1].statements[-2].params[0]
+    withdraw = run.transactions[-1].statements[0]
+    assert "set recovery_token = '', recovery_sent_at = $3::timestamptz" in withdraw.sql
+    assert "and recovery_token = $2" in withdraw.sql  # only while it is still this token
+    assert withdraw.params[:2] == (USER_ID, stored_hash)
+    previous = withdraw.params[2]
+    assert previous is not None
+    assert previous.startswith(LONG_AGO[:10])  # the sent-at time before this request
 
 
 def test_otp_unknown_without_create_user_is_otp_disabled() -> None:

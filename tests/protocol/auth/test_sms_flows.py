@@ -78,7 +78,7 @@ def test_sms_otp_new_number_whose_text_fails_deletes_it_again() -> None:
     run = post(
         "/otp",
         {"phone": PHONE},
-        [found(), rand, tx(last=((fresh,),)), rand, stored(fresh), not_texted, tx()],
+        [found(), rand, tx(last=((fresh,),)), rand, stored(fresh), not_texted, tx(), tx()],
         settings=attrs.evolve(TEXTING, autoconfirm=False),
     )
     assert (run.status, run.code) == (422, "sms_send_failed")
@@ -94,11 +94,12 @@ def test_sms_otp_pending_number_whose_text_fails_is_kept() -> None:
     run = post(
         "/otp",
         {"phone": PHONE},
-        [found(pending), rand, tx(last=((pending,),)), rand, stored(pending), not_texted],
+        [found(pending), rand, tx(last=((pending,),)), rand, stored(pending), not_texted, tx()],
         settings=attrs.evolve(TEXTING, autoconfirm=False),
     )
     assert (run.status, run.code) == (422, "sms_send_failed")
     assert not any("delete from auth.users" in st.sql for st in run.statements)
+    assert "set confirmation_token = ''" in run.statements[-1].sql  # only the token withdrawn
 
 
 def test_sms_otp_new_number_with_autoconfirm() -> None:
@@ -149,6 +150,7 @@ def test_sms_otp_unconfirmed_number_with_autoconfirm_is_confirmed_first() -> Non
                 rand,
                 stored(),
                 not_texted,
+                tx(),  # the token withdrawn
             ],
             TEXTING,
             422,
@@ -231,7 +233,7 @@ def test_signup_by_phone_whose_text_fails_deletes_the_new_user() -> None:
     run = post(
         "/signup",
         {"phone": PHONE, "password": "s3cret-pass"},
-        [rand, hashed(), tx(last=((row,),)), rand, stored(row), not_texted, tx()],
+        [rand, hashed(), tx(last=((row,),)), rand, stored(row), not_texted, tx(), tx()],
         settings=attrs.evolve(TEXTING, autoconfirm=False),
     )
     assert (run.status, run.code) == (422, "sms_send_failed")
