@@ -329,6 +329,29 @@ async def test_recover_and_set_a_new_password(auth: Auth) -> None:
     )
 
 
+async def test_an_email_change_whose_mails_fail_is_dropped(auth: Auth) -> None:
+    await signup(auth)
+    otp = otp_of(auth.inbox.last("ann@example.com"))
+    session = await auth.ok(
+        "POST", "/verify", {"type": "signup", "email": "ann@example.com", "token": otp}
+    )
+    token = session["access_token"]
+    auth.inbox.fail = True
+    change = {"email": "ann@new.example"}
+    assert await auth.error("PUT", "/user", change, token=token) == (500, "unexpected_failure")
+    assert auth.sql(
+        "select email_change, email_change_token_new, email_change_token_current,"
+        " email_change_sent_at from auth.users"
+    ) == [("", "", "", None)]
+    assert auth.sql(
+        "select count(*) from auth.one_time_tokens where token_type::text like 'email_change%%'"
+    ) == [(0,)]
+    auth.inbox.fail = False  # asked again at once: no send interval in the way
+    user = await auth.ok("PUT", "/user", change, token=token)
+    assert user["new_email"] == "ann@new.example"
+    assert auth.inbox.last("ann@new.example").kind is MailKind.EMAIL_CHANGE
+
+
 async def test_secure_email_change_needs_both_links(auth: Auth) -> None:
     await signup(auth)
     session = await auth.ok(

@@ -130,6 +130,23 @@ def withdraw_token(
     )
 
 
+def withdraw_email_change(
+    *, user_id: str, new_hash: str, current_hash: str, sent_before: datetime | None
+) -> Statement:
+    """Undo `store_email_change` whose mails could not be sent (see `withdraw_token`): while the
+    change still holds `new_hash`, it is dropped and the sent-at time put back."""
+    return Statement(
+        "with u as (update auth.users set email_change = '', email_change_token_new = '',"
+        " email_change_token_current = '', email_change_confirm_status = 0,"
+        " email_change_sent_at = $3::timestamptz"
+        " where id = $1::uuid and email_change_token_new = $2 returning id)"
+        " delete from auth.one_time_tokens where user_id = $1::uuid"
+        " and token_hash in ($2, $4) and token_type in"
+        " ('email_change_token_new', 'email_change_token_current')",
+        (user_id, new_hash, None if sent_before is None else stamp(sent_before), current_hash),
+    )
+
+
 def store_email_change(
     *,
     user_id: str,

@@ -584,9 +584,23 @@ def send_email_change(
     mails = [(new_email, otp_new, new_hash)]
     if secure:
         mails.append((user.email or "", otp_current, current_hash))
-    for address, otp, token_hash in mails:
-        link = action_link(settings.mail.external_url, token_hash, "email_change", redirect)
-        yield from send_mail(
-            render_mail(MailKind.EMAIL_CHANGE, to=address, otp=otp, link=link, new_email=new_email)
+    try:
+        for address, otp, token_hash in mails:
+            link = action_link(settings.mail.external_url, token_hash, "email_change", redirect)
+            yield from send_mail(
+                render_mail(
+                    MailKind.EMAIL_CHANGE, to=address, otp=otp, link=link, new_email=new_email
+                )
+            )
+    except AuthError:
+        # Both links go, or neither stays valid (GoTrue's transaction).
+        yield from run(
+            mail_sql.withdraw_email_change(
+                user_id=user.id,
+                new_hash=new_hash,
+                current_hash=current_hash,
+                sent_before=user.email_change_sent_at,
+            )
         )
+        raise
     return result
