@@ -1,8 +1,9 @@
 """Mailed links in the PKCE flow, through supabase-py with `flow_type="pkce"`.
 
-The client sends a `code_challenge` with sign-up, magic link and recovery; the mailed link carries
-a `pkce_` token; following it redirects to `redirect_to?code=…`, and the client trades the code
-(with the verifier it kept) for a session. A code works once.
+The client sends a `code_challenge` with sign-up, magic link, recovery and email change; the
+mailed link carries a `pkce_` token; following it redirects to `redirect_to?code=…`, and the
+client trades the code (with the verifier it kept) for a session. A code works once. (The first
+of a secure email change's two links only says the other one is still to be opened.)
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ pytestmark = [pytest.mark.pg, pytest.mark.clients]
 APP = "http://127.0.0.1:3000/welcome"
 
 
-def follow(outbox: Outbox, to: str) -> str:
-    """Open the mailed link like a browser would (no redirect followed); the `code` it ends with."""
+def open_link(outbox: Outbox, to: str) -> str:
+    """Open the last mailed link like a browser would (no redirect followed); where it leads."""
     found = re.search(r"(http://\S+/verify\?\S+)", outbox.last(to)["text"])
     assert found
     link = found.group(1)
@@ -38,8 +39,15 @@ def follow(outbox: Outbox, to: str) -> str:
     answer = httpx.get(link, follow_redirects=False)
     assert answer.status_code == 303, answer.text
     location = answer.headers["location"]
-    assert location.startswith(APP + "?")
+    assert location.startswith(APP)
     assert "access_token" not in location
+    return str(location)
+
+
+def follow(outbox: Outbox, to: str) -> str:
+    """Open the mailed link; the `code` it ends with."""
+    location = open_link(outbox, to)
+    assert location.startswith(APP + "?")
     return parse_qs(urlsplit(location).query)["code"][0]
 
 
@@ -98,6 +106,21 @@ def exercise(url: str, anon_key: str, outbox: Outbox) -> None:
             {"email": "pkce@example.com", "password": "an0ther-pass"}
         )
         assert again_in.session is not None
+
+        # Email change (secure: both addresses confirm): the first link opened only says so,
+        # the second ends in a code that signs in with the new address.
+        pending = client.auth.update_user(
+            {"email": "moved@example.com"}, {"email_redirect_to": APP}
+        )
+        assert pending.user.new_email == "moved@example.com"
+        half = open_link(outbox, "pkce@example.com")
+        assert "message=" in urlsplit(half).fragment
+        assert "code=" not in half
+        changed = client.auth.exchange_code_for_session(
+            {"auth_code": follow(outbox, "moved@example.com")}
+        )
+        assert changed.user is not None
+        assert changed.user.email == "moved@example.com"
     finally:
         close(client)
 

@@ -529,7 +529,9 @@ def _update_user(request: Request, settings: AuthSettings, *, now: datetime) -> 
     if fresh is None:  # deleted while this request ran
         raise UserNotFound(status=403)
     if new_email is not None:  # after the password change, which voids pending tokens
-        fresh = yield from mail_steps.change_email(fresh, new_email, request, settings, now=now)
+        fresh = yield from mail_steps.change_email(
+            fresh, new_email, request, settings, now=now, pkce=update.pkce
+        )
     return json_response(200, render_user(fresh))
 
 

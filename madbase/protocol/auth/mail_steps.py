@@ -527,7 +527,13 @@ def check_email_free(user: User, new_email: str) -> Flow[None]:
 
 
 def change_email(
-    user: User, new_email: str, request: Request, settings: AuthSettings, *, now: datetime
+    user: User,
+    new_email: str,
+    request: Request,
+    settings: AuthSettings,
+    *,
+    now: datetime,
+    pkce: PkceChallenge | None = None,
 ) -> Flow[User]:
     """PUT /user with a new (free) address: the user afterwards (user.go).
 
@@ -543,7 +549,9 @@ def change_email(
             sql.select_user(user.id),
         )
     else:
-        result = yield from send_email_change(user, new_email, request, settings, now=now)
+        result = yield from send_email_change(
+            user, new_email, request, settings, now=now, pkce=pkce
+        )
     fresh = sql.decode_user(first(result[-1]))
     if fresh is None:
         raise UnexpectedFailure("user disappeared while changing its email")
@@ -551,12 +559,20 @@ def change_email(
 
 
 def send_email_change(
-    user: User, new_email: str, request: Request, settings: AuthSettings, *, now: datetime
+    user: User,
+    new_email: str,
+    request: Request,
+    settings: AuthSettings,
+    *,
+    now: datetime,
+    pkce: PkceChallenge | None = None,
 ) -> Flow[list[DbResult]]:
     """Mail a link to the new address and, with secure email change, one to the current address
     (mail.go sendEmailChange); within the send interval: 429. Returns the results of the write,
-    the user (`jsonb`) last."""
+    the user (`jsonb`) last. With `pkce` (the client sent a code challenge) the links end in
+    `?code=` rather than in a session, as for the other mailed links."""
     sent_before = _check_interval(user.email_change_sent_at, settings, now)
+    flow = yield from pkce_flow_state(user.id, pkce, "email_change", now=now)
     random = yield from draw_random(2 * OTP_RANDOM_BYTES + 2 * UUID_BYTES)
     new_ott, current_ott = uuids(random[2 * OTP_RANDOM_BYTES :], 2)
     length = settings.mail.otp_length
@@ -566,6 +582,7 @@ def send_email_change(
     new_hash = otp_token_hash(new_email, otp_new)
     current_hash = otp_token_hash(user.email or "", otp_current) if secure else ""
     result = yield from run(
+        *flow,
         mail_sql.store_email_change(
             user_id=user.id,
             new_email=new_email,
@@ -578,15 +595,18 @@ def send_email_change(
         ),
         sql.select_user(user.id),
     )
-    if not result[0].rows:
+    if not result[len(flow)].rows:
         raise _lost_race(settings)
     redirect = redirect_url(request, settings)
+    prefix = PKCE_PREFIX if pkce is not None else ""
     mails = [(new_email, otp_new, new_hash)]
     if secure:
         mails.append((user.email or "", otp_current, current_hash))
     try:
         for address, otp, token_hash in mails:
-            link = action_link(settings.mail.external_url, token_hash, "email_change", redirect)
+            link = action_link(
+                settings.mail.external_url, prefix + token_hash, "email_change", redirect
+            )
             yield from send_mail(
                 render_mail(
                     MailKind.EMAIL_CHANGE, to=address, otp=otp, link=link, new_email=new_email
