@@ -1,9 +1,9 @@
 """The mailing flows of `/auth/v1` through supabase-py, with autoconfirm off and the outbox mailer.
 
 Sign-up with a confirmation code, password sign-in before and after, magic link / OTP, password
-recovery, a secure email change from both addresses, reauthentication, phone OTP by SMS, and the
-admin invite and generate_link calls with the service_role key. Mails and texts are read from the
-outbox directory.
+recovery, a secure email change from both addresses, reauthentication, phone OTP by SMS and a
+phone change, and the admin invite and generate_link calls with the service_role key. Mails and
+texts are read from the outbox directory.
 """
 
 from __future__ import annotations
@@ -158,6 +158,14 @@ def phone_flows(client: supabase.Client, outbox: Outbox) -> None:
     assert signed_in.user is not None
     assert signed_in.user.phone == "15550100"
     assert signed_in.user.phone_confirmed_at is not None
+    # Phone change: a code texted to the new number, typed with it.
+    pending = client.auth.update_user({"phone": "+15550177"})
+    assert pending.user.new_phone == "15550177"
+    code = outbox.last("15550177")["text"].removeprefix("Your code is ")
+    changed = client.auth.verify_otp({"phone": "+15550177", "token": code, "type": "phone_change"})
+    assert changed.user is not None
+    assert changed.user.phone == "15550177"
+    assert client.auth.get_user().user.phone == "15550177"
     client.auth.sign_out()
 
 

@@ -637,6 +637,76 @@ async def test_phone_otp_sign_in_by_sms(database: str) -> None:
         pool.close()
 
 
+async def test_phone_change_by_texted_code(database: str) -> None:
+    pool = Pool(database, DbSettings())
+    try:
+        await migrate(pool)
+        clock, inbox, phone = Clock(), Inbox(), Phone()
+        service = AuthService(
+            pool=pool,
+            secret=SECRET,
+            limits=AuthLimits(phone_enabled=True),
+            site_url=SITE,
+            clock=clock,
+            autoconfirm=False,
+            mail=MailSettings(external_url=API, sms_enabled=True),
+            mailer=inbox,
+            sms=phone,
+        )
+        auth = Auth(service, clock, inbox, database)
+        await auth.ok("POST", "/otp", {"phone": "15550100"})
+        code = phone.texts[-1].text.removeprefix("Your code is ")
+        session = await auth.ok(
+            "POST", "/verify", {"type": "sms", "phone": "15550100", "token": code}
+        )
+        token = session["access_token"]
+        await auth.ok("POST", "/otp", {"phone": "15550199"})  # another user's number
+        # Taken by someone else: refused, nothing texted.
+        texted = len(phone.texts)
+        assert await auth.error("PUT", "/user", {"phone": "15550199"}, token=token) == (
+            422,
+            "phone_exists",
+        )
+        assert len(phone.texts) == texted
+        # A free number: texted a code; the user shows it as new_phone until confirmed.
+        pending = await auth.ok("PUT", "/user", {"phone": "+1 555 0177"}, token=token)
+        assert (pending["phone"], pending["new_phone"]) == ("15550100", "15550177")
+        to_new = phone.texts[-1]
+        assert (to_new.to, to_new.kind) == ("15550177", "phone_change")
+        first_code = to_new.text.removeprefix("Your code is ")
+        # Resent on request (after the send interval): the newest code is the one that counts.
+        assert await auth.error(
+            "POST", "/resend", {"type": "phone_change", "phone": "15550177"}
+        ) == (429, "over_sms_send_rate_limit")
+        auth.later(61)
+        resent = await auth.ok("POST", "/resend", {"type": "phone_change", "phone": "15550177"})
+        assert resent["message_id"] == f"msg-{len(phone.texts)}"
+        code = phone.texts[-1].text.removeprefix("Your code is ")
+        if code != first_code:
+            assert await auth.error(
+                "POST",
+                "/verify",
+                {"type": "phone_change", "phone": "15550177", "token": first_code},
+            ) == (403, "otp_expired")
+        # A phone_change code is typed with the new number, not the old one.
+        assert await auth.error(
+            "POST", "/verify", {"type": "phone_change", "phone": "15550100", "token": code}
+        ) == (403, "otp_expired")
+        changed = await auth.ok(
+            "POST", "/verify", {"type": "phone_change", "phone": "15550177", "token": code}
+        )
+        assert changed["user"]["phone"] == "15550177"
+        assert "new_phone" not in changed["user"]
+        identities = changed["user"]["identities"]
+        assert [i["identity_data"]["phone"] for i in identities] == ["15550177"]
+        assert auth.sql(
+            "select phone, phone_change, phone_change_token from auth.users"
+            " where phone = '15550177'"
+        ) == [("15550177", "", "")]
+    finally:
+        pool.close()
+
+
 async def test_phone_without_an_sms_sender_is_sms_send_failed(database: str) -> None:
     pool = Pool(database, DbSettings())
     try:

@@ -519,7 +519,7 @@ def _update_user(request: Request, settings: AuthSettings, *, now: datetime) -> 
     new_email = update.email if update.email not in (None, user.email or "") else None
     if new_email is not None:
         yield from mail_steps.check_email_free(user, new_email)
-    # TODO(auth-phone-change): phone changes need an SMS provider; ignored for now.
+    new_phone = update.phone if update.phone not in (None, user.phone or "") else None
     statements += [
         audit(user.id, action, "user", entry_id=audit_id, request=request, now=now),
         sql.select_user(user.id),
@@ -532,6 +532,8 @@ def _update_user(request: Request, settings: AuthSettings, *, now: datetime) -> 
         fresh = yield from mail_steps.change_email(
             fresh, new_email, request, settings, now=now, pkce=update.pkce
         )
+    if new_phone is not None:
+        fresh = yield from mail_steps.change_phone(fresh, new_phone, request, settings, now=now)
     return json_response(200, render_user(fresh))
 
 

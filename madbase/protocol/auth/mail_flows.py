@@ -314,7 +314,11 @@ def _recover(request: Request, settings: AuthSettings, *, now: datetime) -> Flow
 
 def _resend(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
     params = parse_resend(request.body, settings.limits)
-    user = yield from find_user(params.email, params.phone)
+    if params.type == "phone_change":
+        (found,) = yield from run(sql.user_by_phone_change(params.phone or ""), read_only=True)
+        user = sql.decode_user(first(found))
+    else:
+        user = yield from find_user(params.email, params.phone)
     if user is None:
         return _empty()
     match params.type:
@@ -355,10 +359,19 @@ def _resend(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
                 user, params.phone, request=request, settings=settings, now=now
             )
             return json_response(200, {"message_id": message_id})
-        case _:  # phone_change
-            if not user.phone_change:
-                return _empty()
-            raise UnexpectedFailure(_NO_SMS)
+        case _:  # phone_change: found by the number it changes to
+            if not settings.mail.sms_enabled:
+                raise UnexpectedFailure(_NO_SMS)
+            assert params.phone is not None
+            message_id, _ = yield from send_sms_otp(
+                user,
+                params.phone,
+                request=request,
+                settings=settings,
+                now=now,
+                slot=TokenSlot.PHONE_CHANGE,
+            )
+            return json_response(200, {"message_id": message_id})
     return _empty()
 
 

@@ -50,6 +50,7 @@ class TokenSlot(enum.Enum):
         "email_change_sent_at",
         "email_change_token_current",
     )
+    PHONE_CHANGE = ("phone_change_token", "phone_change_sent_at", "phone_change_token")
 
     @property
     def column(self) -> str:
@@ -121,8 +122,10 @@ def withdraw_token(
     """Undo `store_token` for a token that could not be sent: while the slot still holds it, it
     is cleared and the slot's sent-at time goes back to `sent_before`, so that asking again is not
     held back by the send interval (GoTrue stores and sends in one transaction)."""
+    # A phone change's new number goes with its code.
+    extra = ", phone_change = ''" if slot is TokenSlot.PHONE_CHANGE else ""
     return Statement(
-        f"with u as (update auth.users set {slot.column} = '',"  # noqa: S608
+        f"with u as (update auth.users set {slot.column} = ''{extra},"  # noqa: S608
         f" {slot.sent_column} = $3::timestamptz where id = $1::uuid and {slot.column} = $2"
         " returning id) delete from auth.one_time_tokens where user_id = $1::uuid"
         " and token_hash = $2 and token_type = $4::auth.one_time_token_type",
@@ -266,6 +269,44 @@ def confirm_phone(user_id: str, *, now: datetime) -> Statement:
         " where i.user_id = u.id and i.provider = 'phone')"
         " delete from auth.one_time_tokens where user_id = $1::uuid",
         (user_id, stamp(now)),
+    )
+
+
+def set_phone_change(user_id: str, phone: str) -> Statement:
+    """Note the number a phone change goes to (`phone_change`), before its code is texted."""
+    return Statement(
+        "update auth.users set phone_change = $2 where id = $1::uuid", (user_id, phone)
+    )
+
+
+def set_phone(user_id: str, phone: str, *, now: datetime) -> Statement:
+    """Change the number at once (phone change with autoconfirm: models.User.UpdatePhone)."""
+    return Statement(
+        "update auth.users set phone = $2, phone_change = '', updated_at = $3::timestamptz"
+        " where id = $1::uuid",
+        (user_id, phone, stamp(now)),
+    )
+
+
+def confirm_phone_change(user_id: str, *, identity_id: str, now: datetime) -> Statement:
+    """Make `phone_change` the number (models.User.ConfirmPhoneChange): confirmed, no longer
+    anonymous, tokens cleared, the phone identity updated or created."""
+    return Statement(
+        "with u as (update auth.users set phone = phone_change, phone_change = '',"
+        " phone_change_token = '', phone_change_sent_at = null, is_anonymous = false,"
+        " phone_confirmed_at = $3::timestamptz, raw_user_meta_data ="
+        " coalesce(raw_user_meta_data, '{}'::jsonb) || '{\"phone_verified\": true}'::jsonb,"
+        " updated_at = $3::timestamptz where id = $1::uuid and phone_change <> ''"
+        " returning id, phone),"
+        " d as (delete from auth.one_time_tokens where user_id = $1::uuid)"
+        " insert into auth.identities (id, provider_id, user_id, identity_data, provider,"
+        " created_at, updated_at) select $2::uuid, u.id::text, u.id, jsonb_build_object('sub',"
+        " u.id::text, 'phone', u.phone, 'phone_verified', true), 'phone', $3::timestamptz,"
+        " $3::timestamptz from u on conflict (provider_id, provider) do update set"
+        " identity_data = auth.identities.identity_data || jsonb_build_object('phone',"
+        " excluded.identity_data->>'phone', 'phone_verified', true),"
+        " updated_at = excluded.updated_at",
+        (user_id, identity_id, stamp(now)),
     )
 
 

@@ -21,6 +21,7 @@ from madbase.protocol.auth.errors import (
     EmailExists,
     OverEmailSendRateLimit,
     OverSmsSendRateLimit,
+    PhoneExists,
     ReauthenticationNeeded,
     ReauthenticationNotValid,
     SmsSendFailed,
@@ -61,6 +62,7 @@ __all__ = [
     "PKCE_PREFIX",
     "IssuedToken",
     "change_email",
+    "change_phone",
     "check_email_free",
     "check_nonce",
     "find_token_user",
@@ -128,36 +130,73 @@ def send_sms_otp(
     settings: AuthSettings,
     now: datetime,
     before: tuple[Statement, ...] = (),
+    slot: TokenSlot = TokenSlot.CONFIRMATION,
 ) -> Flow[tuple[str, User]]:
     """Text a confirmation code to `phone` (phone.go sendPhoneConfirmation): its message id and
     the user after the write.
 
-    The code's hash goes into `confirmation_token` and `auth.one_time_tokens`, as for email.
+    The code's hash goes into `slot`'s column (`confirmation_token`; `phone_change_token` for a
+    new number) and `auth.one_time_tokens`, as for email.
     """
     issued = yield from issue_token(
         user,
-        TokenSlot.CONFIRMATION,
+        slot,
         request=request,
         settings=settings,
         now=now,
         before=before,
         phone=phone,
     )
-    message_id = yield from withdrawn_if_failed(
-        _text(phone, issued.otp), user, TokenSlot.CONFIRMATION, issued
-    )
+    kind = "phone_change" if slot is TokenSlot.PHONE_CHANGE else "confirmation"
+    message_id = yield from withdrawn_if_failed(_text(phone, issued.otp, kind), user, slot, issued)
     return message_id, issued.user
 
 
-def _text(phone: str, otp: str) -> Flow[str]:
+def _text(phone: str, otp: str, kind: str) -> Flow[str]:
     """Text `otp` to `phone`: the provider's message id."""
-    result = yield SendSms(to=phone, text=render_sms(otp), kind="confirmation")
+    result = yield SendSms(to=phone, text=render_sms(otp), kind=kind)
     if isinstance(result, SmsNotSent):
         raise SmsSendFailed(
-            f"Error sending confirmation OTP to provider: {result.reason}", status=422
+            f"Error sending {kind.replace('_', ' ')} OTP to provider: {result.reason}", status=422
         )
     assert isinstance(result, str), result
     return result
+
+
+def change_phone(
+    user: User, phone: str, request: Request, settings: AuthSettings, *, now: datetime
+) -> Flow[User]:
+    """PUT /user with a new number (user.go): with autoconfirm it is the number at once, else a
+    code is texted to it (verified with type `phone_change`). The user afterwards.
+
+    Raises:
+        AuthError: phone_exists (422) when another user has the number; GoTrue's 500 without an
+            SMS sender; over_sms_send_rate_limit within the send interval.
+    """
+    (holder,) = yield from run(sql.user_by_phone(phone), read_only=True)
+    other = sql.decode_user(first(holder))
+    if other is not None and other.id != user.id:
+        raise PhoneExists
+    if settings.autoconfirm:
+        result = yield from run(
+            mail_sql.set_phone(user.id, phone, now=now), sql.select_user(user.id)
+        )
+        fresh = sql.decode_user(first(result[-1]))
+        if fresh is None:
+            raise UnexpectedFailure("user disappeared while changing its phone")
+        return fresh
+    if not settings.mail.sms_enabled:
+        raise UnexpectedFailure("Unable to get SMS provider")
+    _, fresh = yield from send_sms_otp(
+        user,
+        phone,
+        request=request,
+        settings=settings,
+        now=now,
+        before=(mail_sql.set_phone_change(user.id, phone),),
+        slot=TokenSlot.PHONE_CHANGE,
+    )
+    return fresh
 
 
 def sent_at(user: User, slot: TokenSlot) -> datetime | None:
@@ -168,6 +207,7 @@ def sent_at(user: User, slot: TokenSlot) -> datetime | None:
         TokenSlot.REAUTHENTICATION: user.reauthentication_sent_at,
         TokenSlot.EMAIL_CHANGE_NEW: user.email_change_sent_at,
         TokenSlot.EMAIL_CHANGE_CURRENT: user.email_change_sent_at,
+        TokenSlot.PHONE_CHANGE: user.phone_change_sent_at,
     }[slot]
 
 

@@ -94,6 +94,15 @@ def user_by_email(email: str) -> Statement:
     )
 
 
+def user_by_phone_change(phone: str) -> Statement:
+    """The user changing its number to `phone` (GoTrue's FindUserByPhoneChangeAndAudience)."""
+    return Statement(
+        f"select {_USER_JSON} from auth.users u where u.phone_change = $1"  # noqa: S608
+        " and u.deleted_at is null limit 1",
+        (phone,),
+    )
+
+
 def user_by_phone(phone: str) -> Statement:
     """The user with this phone number: one row, one `jsonb`, or none."""
     return Statement(

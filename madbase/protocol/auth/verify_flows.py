@@ -17,7 +17,7 @@ URL) with the session in the fragment (`#access_token=…&expires_at=…&expires
 refresh_token=…&sb=&token_type=bearer&type=…`, keys sorted as Go encodes them); failures after
 the parameters were accepted redirect with `#error=…&error_code=…&error_description=…&sb=`.
 `sms` (a code texted by /otp, /signup or /resend, typed with its `phone`) confirms the number and
-signs in; `phone_change` never matches (phone changes are not served).
+signs in; `phone_change` (a code texted to the new number of PUT /user) makes it the number.
 
 PKCE: a link whose token starts with `pkce_` was mailed by a flow that sent a `code_challenge`
 (a flow state was stored with the token). Following it does the same checks and writes, then
@@ -80,6 +80,7 @@ _SLOTS: Final = {
     "email": (TokenSlot.CONFIRMATION, TokenSlot.RECOVERY),
     "email_change": (TokenSlot.EMAIL_CHANGE_CURRENT, TokenSlot.EMAIL_CHANGE_NEW),
     "sms": (TokenSlot.CONFIRMATION,),
+    "phone_change": (TokenSlot.PHONE_CHANGE,),
 }
 _HALF_CONFIRMED: Final = (
     "Confirmation link accepted. Please proceed to confirm link sent to the other email"
@@ -181,9 +182,9 @@ def _verify(
     slots = _SLOTS.get(params.type)
     typed = params.email is not None or params.phone is not None
     message = "Token has expired or is invalid" if typed else _LINK_INVALID
-    sms = params.type == "sms"
+    sms = params.type in ("sms", "phone_change")
     if slots is None or sms != (params.phone is not None):
-        # phone_change: never sent (no phone changes yet); sms: only typed with its number.
+        # Texted codes are typed with their number, mailed ones never are.
         raise OtpExpired(message)
     found = yield from find_token_user(
         params.token_hash, slots, address=params.email or params.phone
@@ -214,7 +215,12 @@ def _verify(
             user.id, action, log_type, entry_id=audit_id, request=request, now=now, traits=traits
         )
 
-    if sms:
+    if kind == "phone_change":
+        statements += [
+            entry("user_modified", "user"),
+            mail_sql.confirm_phone_change(user.id, identity_id=identity_id, now=now),
+        ]
+    elif sms:
         statements += [entry("user_signedup", "team"), mail_sql.confirm_phone(user.id, now=now)]
     elif kind in ("signup", "invite"):
         statements += [entry("user_signedup", "team"), mail_sql.confirm_email(user.id, now=now)]

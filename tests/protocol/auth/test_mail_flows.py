@@ -270,7 +270,7 @@ def test_recover_email_provider_disabled() -> None:
         ({"type": "signup", "email": EMAIL}, user()),  # confirmed already
         ({"type": "email_change", "email": EMAIL}, user()),  # nothing pending
         ({"type": "sms", "phone": "15550100"}, user(phone_confirmed_at=LONG_AGO)),
-        ({"type": "phone_change", "phone": "15550100"}, user()),
+        ({"type": "phone_change", "phone": "15550100"}, None),  # nobody changing to it
     ],
 )
 def test_resend_with_nothing_to_send_answers_empty(body: object, row: bytes | None) -> None:

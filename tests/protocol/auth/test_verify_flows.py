@@ -112,7 +112,8 @@ def test_verify_typed_token_message_and_banned_user() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        {"type": "phone_change", "phone": "15550100", "token": "123456"},
+        {"type": "phone_change", "token_hash": "h"},
+        {"type": "phone_change", "email": EMAIL, "token": "123456"},
         {"type": "sms", "token_hash": "h"},
         {"type": "sms", "email": EMAIL, "token": "123456"},
         {"type": "signup", "phone": "15550100", "token": "123456"},
