@@ -7,6 +7,7 @@ Signup without autoconfirm, /verify (POST with OTP or hash, GET link), /otp, /re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -592,7 +593,9 @@ class Phone:
         return f"msg-{len(self.texts)}"
 
 
-async def test_phone_otp_sign_in_by_sms(database: str) -> None:
+@contextlib.asynccontextmanager
+async def texting(database: str) -> AsyncIterator[tuple[Auth, Phone]]:
+    """An auth service with phone sign-in, no autoconfirm, texts kept by `Phone`."""
     pool = Pool(database, DbSettings())
     try:
         await migrate(pool)
@@ -608,7 +611,13 @@ async def test_phone_otp_sign_in_by_sms(database: str) -> None:
             mailer=inbox,
             sms=phone,
         )
-        auth = Auth(service, clock, inbox, database)
+        yield Auth(service, clock, inbox, database), phone
+    finally:
+        pool.close()
+
+
+async def test_phone_otp_sign_in_by_sms(database: str) -> None:
+    async with texting(database) as (auth, phone):
         # A new number without autoconfirm: signed up, texted a code, answered {}.
         assert await auth.ok("POST", "/otp", {"phone": "+1 555 0100"}) == {}
         (text,) = phone.texts
@@ -633,27 +642,10 @@ async def test_phone_otp_sign_in_by_sms(database: str) -> None:
         assert await auth.error(
             "POST", "/verify", {"type": "sms", "phone": "15550100", "token": code}
         ) == (403, "otp_expired")
-    finally:
-        pool.close()
 
 
 async def test_phone_change_by_texted_code(database: str) -> None:
-    pool = Pool(database, DbSettings())
-    try:
-        await migrate(pool)
-        clock, inbox, phone = Clock(), Inbox(), Phone()
-        service = AuthService(
-            pool=pool,
-            secret=SECRET,
-            limits=AuthLimits(phone_enabled=True),
-            site_url=SITE,
-            clock=clock,
-            autoconfirm=False,
-            mail=MailSettings(external_url=API, sms_enabled=True),
-            mailer=inbox,
-            sms=phone,
-        )
-        auth = Auth(service, clock, inbox, database)
+    async with texting(database) as (auth, phone):
         await auth.ok("POST", "/otp", {"phone": "15550100"})
         code = phone.texts[-1].text.removeprefix("Your code is ")
         session = await auth.ok(
@@ -703,8 +695,6 @@ async def test_phone_change_by_texted_code(database: str) -> None:
             "select phone, phone_change, phone_change_token from auth.users"
             " where phone = '15550177'"
         ) == [("15550177", "", "")]
-    finally:
-        pool.close()
 
 
 async def test_phone_without_an_sms_sender_is_sms_send_failed(database: str) -> None:
