@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -16,6 +17,7 @@ from madbase.config import (
     HttpSettings,
     add_flags,
     parse_dotenv,
+    rate_limits_off,
     setting_names,
 )
 
@@ -523,3 +525,12 @@ def test_oauth_provider_unknown_or_bad_is_named() -> None:
         Config.from_sources(
             {"MADBASE_AUTH_GITHUB_CLIENT_ID": "x", "MADBASE_AUTH_GITHUB_ENABLED": "perhaps"}, {}, {}
         )
+
+
+def test_rate_limits_off_switches_every_auth_rate_limit_off() -> None:
+    config = Config.from_sources(rate_limits_off(), {}, {})
+    limits = {f.name for f in attrs.fields(Config) if f.name.startswith("auth_rate_limit_")}
+    assert len(limits) >= 7
+    assert {name: getattr(config, name) for name in limits} == dict.fromkeys(limits, 0)
+    default = Config.from_sources({}, {}, {})
+    assert all(getattr(default, name) > 0 for name in limits)

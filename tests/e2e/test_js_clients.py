@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from madbase.config import rate_limits_off
 from tests.e2e.test_rest_clients import ANN, create_rest_schema, user_token
 from tests.e2e.test_rest_rpc_clients import create_rpc_schema
 from tests.e2e.test_serve import Served, start
@@ -40,10 +41,7 @@ alter table public.diary enable row level security;
 create policy own_entries on public.diary for all to authenticated
   using (owner = auth.uid()) with check (owner = auth.uid());
 """
-NO_RATE_LIMITS = {
-    f"MADBASE_AUTH_RATE_LIMIT_{bucket}": "0"
-    for bucket in ("TOKEN", "VERIFY", "OTP", "ANONYMOUS", "MFA", "ADDRESS", "EMAIL_SENT")
-}
+NO_RATE_LIMITS = rate_limits_off()
 
 
 def _tool(name: str) -> str:
