@@ -6,6 +6,7 @@ in a temporary directory, with fsync off. If it cannot start the session fails: 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,13 @@ import pytest
 import trio
 
 from madbase.runtime.embedded import EmbeddedPostgres
+
+# Subprocesses the tests start (`madbase serve` and its workers, hypercorn) import madbase from
+# this checkout, like the tests themselves, not from a copy `pip install .` made earlier.
+_ROOT = str(Path(__file__).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p
+)
 
 
 class PgServer:

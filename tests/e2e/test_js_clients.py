@@ -196,15 +196,19 @@ def test_supabase_js_against_gateway_and_rest(tmp_path: Path) -> None:
 def test_supabase_js_signup_without_autoconfirm(tmp_path: Path) -> None:
     ensure_node_modules()
     data_dir = tmp_path / "data"
-    served = start(data_dir, env={"MADBASE_AUTH_AUTOCONFIRM": "false"})
+    served = start(
+        data_dir,
+        env={"MADBASE_AUTH_AUTOCONFIRM": "false", "MADBASE_AUTH_PHONE": "true", **NO_RATE_LIMITS},
+    )
     try:
         done = run_node_tests(
             served,
             "confirm/signup.mjs",
+            "confirm/changes.mjs",
             extra_env={"MADBASE_OUTBOX": str(data_dir / "outbox")},
         )
     finally:
         served.stop()
     passed = re.search(r"^# pass (\d+)$", done.stdout, re.MULTILINE)
     assert passed is not None, done.stdout
-    assert int(passed.group(1)) == 2, done.stdout
+    assert int(passed.group(1)) == 4, done.stdout
