@@ -6,24 +6,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { createClient } from '@supabase/supabase-js';
-import { env, options } from '../support.mjs';
+import { env, lastSent, options } from '../support.mjs';
 
 const url = env('MADBASE_URL');
 const outbox = env('MADBASE_OUTBOX');
 const APP = 'http://127.0.0.1:3000/changed';
 
-function last(to) {
-  const sent = readdirSync(outbox)
-    .filter((n) => n.endsWith('.json'))
-    .sort()
-    .map((n) => JSON.parse(readFileSync(join(outbox, n), 'utf8')))
-    .filter((m) => m.to === to);
-  assert.ok(sent.length > 0, `nothing sent to ${to}`);
-  return sent[sent.length - 1];
-}
+const last = (to) => lastSent(outbox, to);
 
 const code = (to) => last(to).text.match(/\b(\d{6})\b/)[1];
 

@@ -6,24 +6,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { createClient } from '@supabase/supabase-js';
-import { env, options } from '../support.mjs';
+import { env, lastSent, options } from '../support.mjs';
 
 const url = env('MADBASE_URL');
 const outbox = env('MADBASE_OUTBOX');
 const client = () => createClient(url, env('MADBASE_ANON_KEY'), options);
 
-function lastMail(address) {
-  const mails = readdirSync(outbox)
-    .filter((n) => n.endsWith('.json'))
-    .sort()
-    .map((n) => JSON.parse(readFileSync(join(outbox, n), 'utf8')))
-    .filter((m) => m.to === address);
-  assert.ok(mails.length > 0, `no mail to ${address}`);
-  return mails[mails.length - 1];
-}
+const lastMail = (address) => lastSent(outbox, address);
 
 test('signUp without autoconfirm: no session, a confirmation mail, email_not_confirmed', async () => {
   const auth = client().auth;
