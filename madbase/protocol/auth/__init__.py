@@ -19,8 +19,13 @@ from madbase.protocol.auth.keys import (
 from madbase.protocol.auth.body import (
     parse_json_object,
 )
-from madbase.protocol.auth.errors import (
+from madbase.protocol.auth.error_response import (
     AUTH_API_VERSION,
+    auth_api_version,
+    auth_error_class,
+    render_auth_error,
+)
+from madbase.protocol.auth.errors import (
     AnonymousProviderDisabled,
     AuthError,
     BadCodeVerifier,
@@ -97,9 +102,6 @@ from madbase.protocol.auth.errors import (
     ValidationFailed,
     WeakPassword,
     Web3ProviderDisabled,
-    auth_api_version,
-    auth_error_class,
-    render_auth_error,
 )
 from madbase.protocol.auth.flows import (
     DUMMY_HASH,

@@ -35,6 +35,7 @@ from madbase.protocol.auth import (
     sql,
     verify_flows,
 )
+from madbase.protocol.auth.error_response import auth_api_version, render_auth_error
 from madbase.protocol.auth.errors import (
     AuthError,
     EmailNotConfirmed,
@@ -47,8 +48,6 @@ from madbase.protocol.auth.errors import (
     UserBanned,
     UserNotFound,
     ValidationFailed,
-    auth_api_version,
-    render_auth_error,
 )
 from madbase.protocol.auth.grants import (
     IdTokenGrant,

@@ -29,7 +29,8 @@ from typing import Final, TypeAlias, final
 
 import attrs
 
-from madbase.protocol.auth.errors import OverRequestRateLimit, render_auth_error
+from madbase.protocol.auth.error_response import render_auth_error
+from madbase.protocol.auth.errors import OverRequestRateLimit
 from madbase.protocol.http.messages import Request, Response
 
 __all__ = [

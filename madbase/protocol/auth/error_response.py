@@ -1,0 +1,101 @@
+"""How an `AuthError` goes on the wire: GoTrue's two error shapes, by API version, and the class
+of each GoTrue error code (for clients of this package that read GoTrue's answers)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Final
+
+from madbase.protocol.auth.errors import AuthError, OAuthRequestError, WeakPassword
+from madbase.protocol.http.messages import Headers, JsonValue, Response, json_response
+
+__all__ = ["AUTH_API_VERSION", "auth_api_version", "auth_error_class", "render_auth_error"]
+
+# The only API version GoTrue knows besides the initial one (apiversions.go).
+AUTH_API_VERSION: Final = "2024-01-01"
+_API_DATE: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+
+
+def _subclasses(cls: type[AuthError]) -> list[type[AuthError]]:
+    found: list[type[AuthError]] = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_subclasses(sub))
+    return found
+
+
+_BY_CODE: Final = {cls.error_code: cls for cls in _subclasses(AuthError) if cls.error_code}
+
+
+def auth_error_class(error_code: str) -> type[AuthError]:
+    """The class for a GoTrue `error_code`; the base `AuthError` for a code we do not know.
+
+    >>> auth_error_class("session_not_found").status
+    403
+    >>> auth_error_class("no_such_code") is AuthError
+    True
+    """
+    return _BY_CODE.get(error_code, AuthError)
+
+
+def auth_api_version(header: str | None) -> str | None:
+    """The API version GoTrue answers with for an `X-Supabase-Api-Version` value, or None.
+
+    Only a real calendar date `YYYY-MM-DD` on or after 2024-01-01 selects the versioned shape;
+    anything else (absent, malformed, older) selects the initial one.
+
+    >>> auth_api_version("2024-01-01"), auth_api_version("2030-12-31")
+    ('2024-01-01', '2024-01-01')
+    >>> auth_api_version("2023-12-31"), auth_api_version("2024-02-30"), auth_api_version(None)
+    (None, None, None)
+    """
+    if header is None:
+        return None
+    match = _API_DATE.fullmatch(header)
+    if match is None:
+        return None
+    try:
+        parsed = date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        return None
+    return AUTH_API_VERSION if parsed >= date(2024, 1, 1) else None
+
+
+def render_auth_error(
+    err: AuthError, *, api_version: str | None, request_id: str | None = None
+) -> Response:
+    """The response GoTrue sends for `err`.
+
+    `api_version` is the request's `X-Supabase-Api-Version` header, raw. `request_id` becomes
+    `error_id` on 5xx errors in the legacy shape, as GoTrue does.
+
+    >>> from madbase.protocol.auth.errors import SessionExpired
+    >>> render_auth_error(SessionExpired(), api_version="2024-01-01").body
+    b'{"code":"session_expired","message":"Invalid Refresh Token: Session Expired"}'
+    >>> render_auth_error(SessionExpired(), api_version=None).body
+    b'{"code":400,"error_code":"session_expired","msg":"Invalid Refresh Token: Session Expired"}'
+    """
+    version = auth_api_version(api_version)
+    headers: Headers = (("x-supabase-api-version", version),) if version is not None else ()
+    status = err.http_status
+    body: dict[str, JsonValue]
+    if isinstance(err, OAuthRequestError):
+        # GoTrue answers every OAuth error with 400, whatever the instance says.
+        body = {"error": err.error}
+        if err.description:
+            body["error_description"] = err.description
+        return json_response(400, body, headers)
+    code = err.error_code or ("unexpected_failure" if status == 500 else "unknown")
+    if err.error_code:
+        headers += (("x-sb-error-code", err.error_code),)
+    if version is not None:
+        body = {"code": code, "message": err.message}
+    else:
+        body = {"code": status, "error_code": code, "msg": err.message}
+        if status >= 500 and request_id is not None:
+            body["error_id"] = request_id
+    if isinstance(err, WeakPassword):
+        reasons: list[JsonValue] = list(err.reasons)
+        body["weak_password"] = {"reasons": reasons} if reasons else {}
+    return json_response(status, body, headers)
