@@ -59,7 +59,6 @@ from madbase.protocol.auth.grants import (
     parse_token_request,
 )
 from madbase.protocol.auth.idtoken import id_token_grant
-from madbase.protocol.auth.mail import MailKind
 from madbase.protocol.auth.passwords import (
     needs_rehash,
     password_weakness,
@@ -104,7 +103,6 @@ from madbase.protocol.auth.tokens import (
 )
 from madbase.protocol.auth.validate import (
     AnonymousSignupRequest,
-    PkceChallenge,
     SignupRequest,
     parse_signup,
     parse_user_update,
@@ -315,48 +313,18 @@ def _signup(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
     if user is None:
         raise UnexpectedFailure
     if session is None and (email or phone):
-        pkce = parsed.pkce if isinstance(parsed, SignupRequest) else None
-        user = yield from _send_confirmation(user, pkce, audit1, request, settings, now=now)
+        user = yield from mail_steps.send_confirmation(
+            user,
+            phone=None if email else phone,
+            pkce=parsed.pkce if isinstance(parsed, SignupRequest) else None,
+            request=request,
+            settings=settings,
+            now=now,
+            signed_up=(user.id, audit1),
+        )
     if session is None:
         return json_response(200, render_user(user))
     return session_body(user, session, token, settings, now=now)
-
-
-def _send_confirmation(
-    user: User,
-    pkce: PkceChallenge | None,
-    audit_id: str,
-    request: Request,
-    settings: AuthSettings,
-    *,
-    now: datetime,
-) -> Flow[User]:
-    """Mail (or text) a new user's confirmation; the user after the token's write.
-
-    A failed delivery (or a mail quota spent) leaves no user behind (`undo_signup`): the client
-    can simply sign up once more.
-    """
-    try:
-        if user.email:
-            issued = yield from mail_steps.send_link(
-                user,
-                mail_sql.TokenSlot.CONFIRMATION,
-                MailKind.CONFIRMATION,
-                "signup",
-                pkce=pkce,
-                request=request,
-                settings=settings,
-                now=now,
-            )
-            return issued.user
-        assert user.phone
-        _, texted = yield from mail_steps.send_sms_otp(
-            user, user.phone, request=request, settings=settings, now=now
-        )
-        return texted
-    except AuthError:
-        yield from mail_steps.undo_signup(user.id, audit_id)
-        raise
 
 
 # --- POST /token -------------------------------------------------------------------------------

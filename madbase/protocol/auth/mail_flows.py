@@ -29,7 +29,6 @@ from typing import Final
 from madbase.protocol.auth import mail_sql, sql
 from madbase.protocol.auth.body import FieldKind, decode_fields
 from madbase.protocol.auth.errors import (
-    AuthError,
     EmailNotConfirmed,
     EmailProviderDisabled,
     OtpDisabled,
@@ -44,11 +43,11 @@ from madbase.protocol.auth.mail_steps import (
     find_user,
     issue_token,
     new_email_user,
+    send_confirmation,
     send_email_change,
     send_link,
     send_mail,
     send_sms_otp,
-    undo_signup,
 )
 from madbase.protocol.auth.steps import (
     UUID_BYTES,
@@ -118,6 +117,71 @@ def _otp(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Res
     )
 
 
+def _sign_up_first(
+    address: str,
+    data: JsonObject,
+    user: User | None,
+    *,
+    phone: bool,
+    pkce: PkceChallenge | None,
+    ids: tuple[str, str, str],
+    request: Request,
+    settings: AuthSettings,
+    now: datetime,
+) -> Flow[User | None]:
+    """/otp for an unknown or unconfirmed email address (with `phone`: number), as GoTrue does
+    first: sign it up (a user without a usable password) or, with autoconfirm, confirm it. The
+    user afterwards; without autoconfirm the confirmation (which doubles as the magic link or
+    code) is sent instead and the answer is None. `ids` are the new user's, its identity's and
+    the audit entry's."""
+    user_id, identity_id, audit_id = ids
+    if user is None and settings.limits.disable_signup:
+        raise SignupDisabled
+    statements: tuple[Statement, ...] = ()
+    if user is None:
+        statements = new_email_user(
+            address,
+            data,
+            ids=[user_id, identity_id],
+            confirmed=settings.autoconfirm,
+            settings=settings,
+            now=now,
+            phone=phone,
+        )
+    elif settings.autoconfirm:
+        confirm = mail_sql.confirm_phone if phone else mail_sql.confirm_email
+        statements = (confirm(user.id, now=now),)
+    target = user.id if user is not None else user_id
+    result = yield from run(
+        *statements,
+        audit(
+            target,
+            "user_signedup" if settings.autoconfirm else "user_confirmation_requested",
+            "team" if settings.autoconfirm else "user",
+            entry_id=audit_id,
+            request=request,
+            now=now,
+            traits={"provider": "phone" if phone else "email"},
+        ),
+        sql.select_user(target),
+    )
+    fresh = sql.decode_user(first(result[-1]))
+    if fresh is None:  # deleted by someone else meanwhile
+        raise UnexpectedFailure("Database error saving new user")
+    if settings.autoconfirm:
+        return fresh
+    yield from send_confirmation(
+        fresh,
+        phone=address if phone else None,
+        pkce=pkce,
+        request=request,
+        settings=settings,
+        now=now,
+        signed_up=(user_id, audit_id) if user is None else None,
+    )
+    return None
+
+
 def _sms_otp(
     phone: str,
     data: JsonObject,
@@ -133,47 +197,20 @@ def _sms_otp(
     random = yield from draw_random(3 * UUID_BYTES)
     user_id, identity_id, audit_id = uuids(random, 3)
     if user is None or user.phone_confirmed_at is None:
-        if user is None and settings.limits.disable_signup:
-            raise SignupDisabled
-        statements: tuple[Statement, ...] = ()
-        created = user is None  # signed up by this request
-        if user is None:
-            statements = new_email_user(
-                phone,
-                data,
-                ids=[user_id, identity_id],
-                confirmed=settings.autoconfirm,
-                settings=settings,
-                now=now,
-                phone=True,
-            )
-        elif settings.autoconfirm:
-            statements = (mail_sql.confirm_phone(user.id, now=now),)
-        target = user.id if user is not None else user_id
-        result = yield from run(
-            *statements,
-            audit(
-                target,
-                "user_signedup" if settings.autoconfirm else "user_confirmation_requested",
-                "team" if settings.autoconfirm else "user",
-                entry_id=audit_id,
-                request=request,
-                now=now,
-                traits={"provider": "phone"},
-            ),
-            sql.select_user(target),
+        signed_up = yield from _sign_up_first(
+            phone,
+            data,
+            user,
+            phone=True,
+            pkce=None,
+            ids=(user_id, identity_id, audit_id),
+            request=request,
+            settings=settings,
+            now=now,
         )
-        user = sql.decode_user(first(result[-1]))
-        if user is None:  # deleted by someone else meanwhile
-            raise UnexpectedFailure("Database error saving new user")
-        if not settings.autoconfirm:
-            try:
-                yield from send_sms_otp(user, phone, request=request, settings=settings, now=now)
-            except AuthError:
-                if created:
-                    yield from undo_signup(user_id, audit_id)
-                raise
+        if signed_up is None:  # not autoconfirmed: the confirmation went out instead
             return _empty()
+        user = signed_up
         audit_id = uuids((yield from draw_random(UUID_BYTES)), 1)[0]
     entry = audit(
         user.id, "user_recovery_requested", "user", entry_id=audit_id, request=request, now=now
@@ -214,58 +251,20 @@ def _magic_link(
     random = yield from draw_random(3 * UUID_BYTES)
     user_id, identity_id, audit_id = uuids(random, 3)
     if user is None or user.email_confirmed_at is None:
-        # GoTrue signs the address up first (a user without a usable password).
-        if user is None and settings.limits.disable_signup:
-            raise SignupDisabled
-        statements: tuple[Statement, ...] = ()
-        created = user is None  # signed up by this request
-        if user is None:
-            statements = new_email_user(
-                email,
-                data,
-                ids=[user_id, identity_id],
-                confirmed=settings.autoconfirm,
-                settings=settings,
-                now=now,
-            )
-        elif settings.autoconfirm:
-            statements = (mail_sql.confirm_email(user.id, now=now),)
-        action = "user_signedup" if settings.autoconfirm else "user_confirmation_requested"
-        target = user.id if user is not None else user_id
-        result = yield from run(
-            *statements,
-            audit(
-                target,
-                action,
-                "team" if settings.autoconfirm else "user",
-                entry_id=audit_id,
-                request=request,
-                now=now,
-                traits={"provider": "email"},
-            ),
-            sql.select_user(target),
+        signed_up = yield from _sign_up_first(
+            email,
+            data,
+            user,
+            phone=False,
+            pkce=pkce,
+            ids=(user_id, identity_id, audit_id),
+            request=request,
+            settings=settings,
+            now=now,
         )
-        user = sql.decode_user(first(result[-1]))
-        if user is None:  # deleted by someone else meanwhile
-            raise UnexpectedFailure("Database error saving new user")
-        if not settings.autoconfirm:
-            # The confirmation mail doubles as the magic link.
-            try:
-                yield from send_link(
-                    user,
-                    TokenSlot.CONFIRMATION,
-                    MailKind.CONFIRMATION,
-                    "signup",
-                    pkce=pkce,
-                    request=request,
-                    settings=settings,
-                    now=now,
-                )
-            except AuthError:
-                if created:
-                    yield from undo_signup(user_id, audit_id)
-                raise
+        if signed_up is None:  # not autoconfirmed: the confirmation went out instead
             return _empty()
+        user = signed_up
         audit_id = uuids((yield from draw_random(UUID_BYTES)), 1)[0]
     entry = audit(
         user.id, "user_recovery_requested", "user", entry_id=audit_id, request=request, now=now

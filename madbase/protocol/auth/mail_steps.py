@@ -74,12 +74,12 @@ __all__ = [
     "pkce_method",
     "redirect_url",
     "repeated_signup",
+    "send_confirmation",
     "send_email_change",
     "send_link",
     "send_mail",
     "send_sms_otp",
     "sent_at",
-    "undo_signup",
     "withdrawn_if_failed",
 ]
 
@@ -394,10 +394,45 @@ def withdrawn_if_failed(
         raise
 
 
-def undo_signup(user_id: str, audit_id: str) -> Flow[None]:
-    """Delete a user written by this request, and its audit entry, after its confirmation could
-    not be sent: GoTrue writes both and sends in one transaction, so a failure leaves neither."""
-    yield from run(admin_sql.delete_user(user_id), sql.delete_audit_entry(audit_id))
+def send_confirmation(
+    user: User,
+    *,
+    phone: str | None,
+    pkce: PkceChallenge | None,
+    request: Request,
+    settings: AuthSettings,
+    now: datetime,
+    signed_up: tuple[str, str] | None = None,
+) -> Flow[User]:
+    """Mail the confirmation of the user's address (with `phone`: text a code to that number);
+    the user after the token's write.
+
+    `signed_up` names the user and audit entry this request wrote when it signed `user` up:
+    GoTrue writes the user and sends in one transaction, so if delivery fails (or the mail quota
+    is spent) both are deleted again, and the client can simply sign up once more.
+    """
+    try:
+        if phone is not None:
+            _, texted = yield from send_sms_otp(
+                user, phone, request=request, settings=settings, now=now
+            )
+            return texted
+        issued = yield from send_link(
+            user,
+            TokenSlot.CONFIRMATION,
+            MailKind.CONFIRMATION,
+            "signup",
+            pkce=pkce,
+            request=request,
+            settings=settings,
+            now=now,
+        )
+        return issued.user
+    except AuthError:
+        if signed_up is not None:
+            user_id, audit_id = signed_up
+            yield from run(admin_sql.delete_user(user_id), sql.delete_audit_entry(audit_id))
+        raise
 
 
 def find_user(email: str | None, phone: str | None = None) -> Flow[User | None]:
