@@ -93,6 +93,7 @@ from madbase.protocol.auth.steps import (
     run,
     session_body,
     session_statements,
+    start_session,
     try_run,
     uuids,
 )
@@ -370,26 +371,27 @@ def _password_grant(
     random = yield from draw_random(3 * UUID_BYTES + 8)
     session_id, claim_id, audit_id = uuids(random, 3)
     token = new_refresh_token(random[3 * UUID_BYTES :])
-    session, inserts = session_statements(
-        user, ids=[session_id, claim_id], token=token, method="password", request=request, now=now
-    )
     provider = "email" if grant.email else "phone"
-    statements += [
-        *inserts,
-        sql.record_sign_in(user.id, provider=provider, now=now),
-        audit(
-            user.id,
-            "login",
-            "account",
-            entry_id=audit_id,
-            request=request,
-            now=now,
-            traits={"provider": provider},
-        ),
-        sql.select_user(user.id),
-    ]
-    result = yield from run(*statements)
-    fresh = sql.decode_user(first(result[-1]))
+    login = audit(
+        user.id,
+        "login",
+        "account",
+        entry_id=audit_id,
+        request=request,
+        now=now,
+        traits={"provider": provider},
+    )
+    fresh, session = yield from start_session(
+        user,
+        method="password",
+        provider=provider,
+        ids=[session_id, claim_id],
+        token=token,
+        request=request,
+        now=now,
+        before=tuple(statements),
+        after=(login,),
+    )
     if fresh is None:  # deleted between the lookup and the sign-in
         raise InvalidCredentials
     try:

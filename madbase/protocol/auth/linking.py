@@ -44,9 +44,8 @@ from madbase.protocol.auth.steps import (
     JsonObject,
     audit,
     draw_random,
-    first,
     run,
-    session_statements,
+    start_session,
     uuids,
 )
 from madbase.protocol.auth.tokens import Session, User
@@ -441,17 +440,16 @@ def sign_in_external(
     session_id, claim_id = uuids(random, 2)
     token = new_refresh_token(random[2 * UUID_BYTES :])
     stub = User(id=plan.user_id, created_at=now, updated_at=now)
-    session, inserts = session_statements(
-        stub, ids=[session_id, claim_id], token=token, method="oauth", request=request, now=now
+    fresh, session = yield from start_session(
+        stub,
+        method="oauth",
+        provider=provider,
+        ids=[session_id, claim_id],
+        token=token,
+        request=request,
+        now=now,
+        before=(*plan.statements, *extra),
     )
-    result = yield from run(
-        *plan.statements,
-        *extra,
-        *inserts,
-        sql.record_sign_in(plan.user_id, provider=provider, now=now),
-        sql.select_user(plan.user_id),
-    )
-    fresh = sql.decode_user(first(result[-1]))
     if fresh is None:
         raise UnexpectedFailure("user vanished while signing in")
     return fresh, session, token

@@ -34,10 +34,9 @@ from madbase.protocol.auth.steps import (
     Flow,
     audit,
     draw_random,
-    first,
     run,
     session_body,
-    session_statements,
+    start_session,
     uuids,
 )
 from madbase.protocol.auth.validate import CodeChallengeMethod, PkceChallenge, verify_pkce
@@ -301,29 +300,26 @@ def pkce_grant(
     random = yield from draw_random(3 * UUID_BYTES + 8)
     session_id, claim_id, audit_id = uuids(random, 3)
     token = new_refresh_token(random[3 * UUID_BYTES :])
-    session, inserts = session_statements(
-        user,
-        ids=[session_id, claim_id],
-        token=token,
-        method=state.authentication_method,
+    login = audit(
+        user.id,
+        "login",
+        "account",
+        entry_id=audit_id,
         request=request,
         now=now,
+        traits={"provider_type": state.provider_type},
     )
-    result = yield from run(
-        *inserts,
-        sql.record_sign_in(user.id, provider=None, now=now),
-        audit(
-            user.id,
-            "login",
-            "account",
-            entry_id=audit_id,
-            request=request,
-            now=now,
-            traits={"provider_type": state.provider_type},
-        ),
-        sql.select_user(user.id),
+    stored, session = yield from start_session(
+        user,
+        method=state.authentication_method,
+        provider=None,
+        ids=[session_id, claim_id],
+        token=token,
+        request=request,
+        now=now,
+        after=(login,),
     )
-    fresh = sql.decode_user(first(result[-1])) or user
+    fresh = stored or user
     return session_body(
         fresh,
         session,

@@ -80,6 +80,7 @@ __all__ = [
     "run",
     "session_body",
     "session_statements",
+    "start_session",
     "try_run",
     "uuids",
 ]
@@ -213,6 +214,34 @@ def session_statements(
         ),
     )
     return attrs.evolve(session, amr_claims=amr(method, now)), statements
+
+
+def start_session(
+    user: User,
+    *,
+    method: str,
+    provider: str | None,
+    ids: list[str],
+    token: str,
+    request: Request,
+    now: datetime,
+    before: tuple[Statement, ...] = (),
+    after: tuple[Statement, ...] = (),
+) -> Flow[tuple[User | None, Session]]:
+    """Sign `user` in with a new session, in one transaction: `before`, the session's inserts
+    (`session_statements`), the sign-in record, `after`; the user as stored afterwards (None if
+    it vanished meanwhile) and the session."""
+    session, inserts = session_statements(
+        user, ids=ids, token=token, method=method, request=request, now=now
+    )
+    result = yield from run(
+        *before,
+        *inserts,
+        sql.record_sign_in(user.id, provider=provider, now=now),
+        *after,
+        sql.select_user(user.id),
+    )
+    return sql.decode_user(first(result[-1])), session
 
 
 def amr(method: str, now: datetime) -> tuple[AmrClaim, ...]:

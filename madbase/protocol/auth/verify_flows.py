@@ -62,7 +62,7 @@ from madbase.protocol.auth.steps import (
     first,
     run,
     session_body,
-    session_statements,
+    start_session,
     uuids,
 )
 from madbase.protocol.auth.tokens import User
@@ -288,16 +288,16 @@ def _sign_in(
     settings: AuthSettings,
     now: datetime,
 ) -> Flow[Response]:
-    session, inserts = session_statements(
-        user, ids=ids, token=token, method="otp", request=request, now=now
+    fresh, session = yield from start_session(
+        user,
+        method="otp",
+        provider=provider,
+        ids=ids,
+        token=token,
+        request=request,
+        now=now,
+        before=before,
     )
-    result = yield from run(
-        *before,
-        *inserts,
-        sql.record_sign_in(user.id, provider=provider, now=now),
-        sql.select_user(user.id),
-    )
-    fresh = sql.decode_user(first(result[-1]))
     if fresh is None:
         raise UnexpectedFailure("user disappeared while verifying")
     return session_body(fresh, session, token, settings, now=now)
