@@ -21,7 +21,7 @@ import os, pickle, signal, sys, time
 mode, index = sys.argv[1], int(sys.argv[2])
 spec = pickle.loads(sys.stdin.buffer.read())
 assert spec.index == index and spec.database == "postgresql:///fake", spec
-if mode == "fail":
+if mode == "fail":  # a worker that dies at start, for the restart and give-up tests
     sys.exit(3)
 if mode == "stubborn":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
