@@ -39,8 +39,11 @@ _BEGIN: Final = b"BEGIN"
 _BEGIN_READ_ONLY: Final = b"BEGIN READ ONLY"
 _ROLLBACK: Final = b"ROLLBACK"
 # A function may call set_config(..., false): its setting must not reach the next request on this
-# connection. The last statement of the same pipeline, it costs no round trip.
+# connection. The last statements of the same pipeline, they cost no round trip. RESET ALL leaves
+# `role` (and `session_authorization`) alone, so the role gets its own reset.
 _RESET: Final = b"RESET ALL"
+_RESET_ROLE: Final = b"RESET ROLE"
+_RESETS: Final[tuple[tuple[bytes, None], ...]] = ((_RESET, None), (_RESET_ROLE, None))
 # Prepared statements kept per connection; beyond this, statements run unprepared.
 _MAX_PREPARED: Final = 256
 
@@ -144,8 +147,9 @@ class Connection:
         """
         # Without `rollback`, no BEGIN/COMMIT: everything up to the pipeline's Sync is one
         # implicit transaction, committed at the Sync or rolled back, with every setting made in
-        # it (session-level ones too), at the first error. RESET ALL is its last statement, so a
-        # function's `set_config(..., false)` is undone before the connection goes back.
+        # it (session-level ones too), at the first error. RESET ALL and RESET ROLE end it, so a
+        # function's `set_config(..., false)`, of the role too, is undone before the connection
+        # goes back.
         queries: list[tuple[bytes, Sequence[bytes | None] | None]] = []
         settings = list(tx.settings)
         if tx.rollback:
@@ -161,7 +165,7 @@ class Connection:
         queries += [(st.sql.encode(), _encode_params(st)) for st in tx.statements]
         if tx.rollback:
             queries.append((_ROLLBACK, None))
-        queries.append((_RESET, None))
+        queries += _RESETS
         results = await self._pipeline(queries)
         failed = _first_error(results)
         if failed is not None and self._prepared and _stale_plan(failed):
@@ -174,7 +178,7 @@ class Connection:
             error = _error(failed)
             if self._pg.transaction_status != pq.TransactionStatus.IDLE:
                 # An explicit block (tx=rollback) stays open after an error: end it.
-                await self._pipeline([(_ROLLBACK, None), (_RESET, None)])
+                await self._pipeline([(_ROLLBACK, None), *_RESETS])
             return error
         return [_result(res) for res in results[first : first + len(tx.statements)]]
 

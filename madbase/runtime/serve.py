@@ -37,6 +37,7 @@ from madbase.runtime.auth import AuthService
 from madbase.runtime.db import Pool
 from madbase.runtime.embedded import EmbeddedPostgres
 from madbase.runtime.http import HttpServer
+from madbase.runtime.logins import AUTH_LOGIN, DATA_LOGIN, login_conninfo, set_login_passwords
 from madbase.runtime.mailer import Mailer, OutboxMailer, SmtpMailer
 from madbase.runtime.migrate import migrate
 from madbase.runtime.rest import RestService
@@ -64,9 +65,10 @@ _WORKER_STOP_GRACE = 5.0
 @final
 @attrs.frozen(kw_only=True)
 class Project:
-    """A running project: its application, secrets and database URL."""
+    """A running project: its application, secrets, database URL and the auth service's pool."""
 
     app: App = attrs.field(eq=False)
+    auth_pool: Pool = attrs.field(eq=False, repr=False)
     secrets: ProjectSecrets = attrs.field(repr=False)
     db_url: str = attrs.field(repr=False)
 
@@ -117,18 +119,27 @@ async def open_project(
         else:
             conninfo = db_url = config.database_url
         conninfo = _named(conninfo, application_name)
-        pool = Pool(conninfo, config.db)
+        secret = secrets_.jwt_secret
+        # The administrator's login migrates and watches the schema; the services have their own
+        # (runtime/logins.py), so no request runs with the administrator's rights.
+        data_pool = Pool(login_conninfo(conninfo, DATA_LOGIN, secret), config.db)
+        auth_pool = Pool(login_conninfo(conninfo, AUTH_LOGIN, secret), config.db)
         auth: AuthService | None = None
         try:
             if database is None:
-                applied = await migrate(pool)
-                if applied:
-                    log.info("applied migrations: %s", ", ".join(applied))
-            app = App(secrets_, pool)
+                admin = Pool(conninfo, attrs.evolve(config.db, pool_size=1))
+                try:
+                    applied = await migrate(admin)
+                    if applied:
+                        log.info("applied migrations: %s", ", ".join(applied))
+                    await set_login_passwords(admin, secret)
+                finally:
+                    admin.close()
+            app = App(secrets_, data_pool)
             cache = SchemaCache()
-            await root.start(cache.watch, pool, conninfo, config.db_schemas)
+            await root.start(cache.watch, data_pool, conninfo, config.db_schemas)
             app.services[Service.REST] = RestService(
-                pool=pool,
+                pool=data_pool,
                 cache=cache,
                 bearer=BearerVerifier(secrets_.jwt_secret),
                 limits=RestLimits(
@@ -139,14 +150,15 @@ async def open_project(
                 ),
                 schemas=config.db_schemas,
             )
-            auth = auth_service(config, pool, secrets_.jwt_secret, url=url)
+            auth = auth_service(config, auth_pool, secrets_.jwt_secret, url=url)
             app.services[Service.AUTH] = auth
-            yield Project(app=app, secrets=secrets_, db_url=db_url)
+            yield Project(app=app, auth_pool=auth_pool, secrets=secrets_, db_url=db_url)
         finally:
             if auth is not None:
                 with trio.CancelScope(shield=True):
                     await auth.aclose()
-            pool.close()
+            data_pool.close()
+            auth_pool.close()
             root.cancel_scope.cancel()
 
 

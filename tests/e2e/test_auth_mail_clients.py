@@ -208,7 +208,7 @@ async def test_supabase_py_mail_flows(pg_server: PgServer, tmp_path: Path) -> No
         port = listeners[0].socket.getsockname()[1]
         url = f"http://127.0.0.1:{port}"
         app.services[Service.AUTH] = auth_service(
-            config, app.pool, project.secrets.jwt_secret, url=url
+            config, project.auth_pool, project.secrets.jwt_secret, url=url
         )
         server = HttpServer(app, config.http)
         async with trio.open_nursery() as nursery:

@@ -135,7 +135,7 @@ async def test_supabase_py_oauth(pg_server: PgServer, tmp_path: Path) -> None:
             port = listeners[0].socket.getsockname()[1]
             url = f"http://127.0.0.1:{port}"
             service = AuthService(
-                pool=app.pool,
+                pool=project.auth_pool,
                 secret=project.secrets.jwt_secret,
                 limits=AuthLimits(issuer=f"{url}/auth/v1"),
                 site_url=url,
