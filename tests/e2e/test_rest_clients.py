@@ -15,6 +15,7 @@ import pytest
 import supabase
 
 from tests.e2e.test_serve import Served, start
+from tests.runtime.test_rest_write_returning import write_only_tables
 
 pytestmark = [pytest.mark.pg, pytest.mark.clients]
 
@@ -40,7 +41,7 @@ create table public.js_items (
   id int primary key, name text not null, qty int not null default 5, note text
 );
 insert into public.js_items values (1, 'bolt', 10, null), (2, 'nut', 20, null), (3, 'gear', 30, null);
-"""
+""" + write_only_tables("js_")  # also only for rest_writes.test.mjs
 
 
 def close(client: supabase.Client) -> None:

@@ -17,26 +17,37 @@ import postgrest
 import psycopg
 import pytest
 import supabase
+from postgrest import ReturnMethod
 
-from tests.e2e.test_rest_clients import close
+from tests.e2e.test_rest_clients import ANN, close, user_token
 from tests.e2e.test_serve import Served, start
+from tests.runtime.test_rest_write_returning import write_only_tables
 
 pytestmark = [pytest.mark.pg, pytest.mark.clients]
 
 BODY_LIMIT = 1024 * 1024
 
-SCHEMA = """
+# py_ledger and py_feedback: writes that may not read back (issue 8)
+SCHEMA = (
+    write_only_tables("py_")
+    + """
 create table public.py_items (
   id int primary key, name text not null, qty int not null default 5, note text
 );
 insert into public.py_items values (1, 'bolt', 10, null), (2, 'nut', 20, null);
 """
+)
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("rest-writes") / "data"
+
+
+@pytest.fixture(scope="module")
+def served(data_dir: Path) -> Iterator[Served]:
     server = start(
-        tmp_path_factory.mktemp("rest-writes") / "data",
+        data_dir,
         env={
             "MADBASE_HTTP_MAX_BODY_BYTES": str(BODY_LIMIT),
             "MADBASE_DB_PLAN_ENABLED": "true",
@@ -359,3 +370,101 @@ def test_openapi_mode_disabled_and_max_rows(tmp_path: Path) -> None:
         )
     finally:
         server.stop()
+
+
+def ledger(served: Served) -> list[tuple[Any, ...]]:
+    with psycopg.connect(served.db_url, autocommit=True) as conn:
+        return conn.execute(
+            "select id, owner_id::text, amount, secret from py_ledger order by id"
+        ).fetchall()
+
+
+def test_writes_read_back_only_what_is_asked_through_http(served: Served, data_dir: Path) -> None:
+    user = {"apikey": served.anon_key, "authorization": f"Bearer {user_token(data_dir, ANN)}"}
+    anon = {"apikey": served.anon_key}
+    url = f"{served.url}/rest/v1"
+    with psycopg.connect(served.db_url, autocommit=True) as conn:
+        conn.execute("truncate py_ledger, py_feedback restart identity")
+    # the issue's case: column grants (select: not secret), no table grant; twice, so the
+    # second goes through the plan cache
+    for amount in (5, 6):
+        r = httpx.post(
+            f"{url}/py_ledger",
+            json={"amount": amount},
+            headers={**user, "prefer": "return=minimal"},
+        )
+        assert (r.status_code, r.content) == (201, b""), r.text
+    r = httpx.post(
+        f"{url}/py_ledger?select=id,amount",
+        json={"amount": 7},
+        headers={**user, "prefer": "return=representation"},
+    )
+    assert (r.status_code, r.json()) == (201, [{"id": 3, "amount": 7}])
+    r = httpx.post(
+        f"{url}/py_ledger", json={"amount": 8}, headers={**user, "prefer": "return=headers-only"}
+    )
+    assert (r.status_code, r.headers["location"]) == (201, "/py_ledger?id=eq.4"), r.text
+    r = httpx.post(
+        f"{url}/py_ledger", json={"amount": 9}, headers={**user, "prefer": "return=representation"}
+    )
+    assert (r.status_code, r.json()["code"]) == (403, "42501")  # secret is not granted
+    r = httpx.patch(
+        f"{url}/py_ledger?id=eq.1",
+        json={"amount": 50},
+        headers={**user, "prefer": "return=minimal"},
+    )
+    assert r.status_code == 204, r.text
+    r = httpx.delete(f"{url}/py_ledger?id=eq.2", headers={**user, "prefer": "return=minimal"})
+    assert r.status_code == 204, r.text
+    assert ledger(served) == [(1, ANN, 50, "hidden"), (3, ANN, 7, "hidden"), (4, ANN, 8, "hidden")]
+    # Supabase's insert-only table: anon inserts, cannot read back
+    for _ in range(2):
+        r = httpx.post(
+            f"{url}/py_feedback",
+            json={"message": "hi"},
+            headers={**anon, "prefer": "return=minimal"},
+        )
+        assert (r.status_code, r.content) == (201, b""), r.text
+    r = httpx.post(
+        f"{url}/py_feedback",
+        json={"message": "hi"},
+        headers={**anon, "prefer": "return=representation"},
+    )
+    assert (r.status_code, r.json()["code"]) == (401, "42501")
+    with psycopg.connect(served.db_url, autocommit=True) as conn:
+        assert conn.execute("select count(*) from py_feedback").fetchall() == [(2,)]
+
+
+def test_supabase_py_writes_without_reading_back(served: Served, data_dir: Path) -> None:
+    with psycopg.connect(served.db_url, autocommit=True) as conn:
+        conn.execute("truncate py_ledger, py_feedback restart identity")
+    anon = supabase.create_client(served.url, served.anon_key)
+    user = supabase.create_client(served.url, served.anon_key)
+    user.postgrest.auth(user_token(data_dir, ANN))
+    try:
+        # insert-only: supabase-py asks for the row back unless told returning=ReturnMethod.minimal
+        sent = (
+            anon.table("py_feedback")
+            .insert({"message": "hi"}, returning=ReturnMethod.minimal)
+            .execute()
+        )
+        assert sent.data == []
+        with pytest.raises(postgrest.APIError) as refused:
+            anon.table("py_feedback").insert({"message": "hi"}).execute()
+        assert refused.value.code == "42501"
+        # column grants: minimal, or back only the granted columns
+        ledger_table = user.table("py_ledger")
+        ledger_table.insert({"amount": 5}, returning=ReturnMethod.minimal).execute()
+        added = ledger_table.insert({"amount": 6}).select("id, amount").execute()
+        assert added.data == [{"id": 2, "amount": 6}]
+        ledger_table.update({"amount": 7}, returning=ReturnMethod.minimal).eq("id", 1).execute()
+        changed = ledger_table.update({"amount": 8}).eq("id", 2).select("amount").execute()
+        assert changed.data == [{"amount": 8}]
+        ledger_table.delete(returning=ReturnMethod.minimal).eq("id", 1).execute()
+        with pytest.raises(postgrest.APIError) as hidden:
+            ledger_table.delete().eq("id", 2).execute()  # representation of every column
+        assert hidden.value.code == "42501"
+        assert ledger(served) == [(2, ANN, 8, "hidden")]
+    finally:
+        close(anon)
+        close(user)

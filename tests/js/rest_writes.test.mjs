@@ -1,8 +1,8 @@
 // supabase-js (postgrest-js) writes against MadBase's /rest/v1: upsert statuses, missing=default,
 // maxAffected and single() that must roll back, CSV output.
 //
-// Driven by tests/e2e/test_js_clients.py (see rest.test.mjs); writes only public.js_items, which
-// no other test file touches (node runs test files concurrently).
+// Driven by tests/e2e/test_js_clients.py (see rest.test.mjs); writes only public.js_items,
+// js_ledger and js_feedback, which no other test file touches (node runs test files concurrently).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +10,11 @@ import { createClient } from '@supabase/supabase-js';
 import { env, options } from './support.mjs';
 
 const db = createClient(env('MADBASE_URL'), env('MADBASE_SERVICE_ROLE_KEY'), options);
+const anon = createClient(env('MADBASE_URL'), env('MADBASE_ANON_KEY'), options);
+const user = createClient(env('MADBASE_URL'), env('MADBASE_ANON_KEY'), {
+  ...options,
+  global: { headers: { Authorization: `Bearer ${env('MADBASE_USER_TOKEN')}` } },
+});
 
 async function snapshot() {
   const { data, error } = await db.from('js_items').select('id, name, qty').order('id');
@@ -59,6 +64,53 @@ test('writes: insert with defaultToNull:false, upsert statuses, maxAffected and 
   const exactlyOne = await db.from('js_items').update({ qty: 9 }).eq('id', 11).select('id, qty').single();
   assert.equal(exactlyOne.error, null);
   assert.deepEqual(exactlyOne.data, { id: 11, qty: 9 });
+});
+
+test('writes that do not read back: an insert-only table (RLS) and column grants', async () => {
+  // .insert() without .select() sends return=minimal: the row is written, never read
+  const sent = await anon.from('js_feedback').insert({ message: 'hi' });
+  assert.equal(sent.error, null);
+  assert.equal(sent.status, 201);
+  // reading it back is what the missing select policy refuses
+  const readBack = await anon.from('js_feedback').insert({ message: 'hi' }).select();
+  assert.equal(readBack.status, 401);
+  assert.equal(readBack.error.code, '42501');
+
+  // column grants, no table grant: write, and read back only granted columns
+  const added = await user.from('js_ledger').insert({ amount: 5 });
+  assert.equal(added.error, null);
+  assert.equal(added.status, 201);
+  const back = await user.from('js_ledger').insert({ amount: 6 }).select('id, amount');
+  assert.equal(back.error, null);
+  assert.deepEqual(back.data, [{ id: 2, amount: 6 }]);
+  const everything = await user.from('js_ledger').insert({ amount: 7 }).select();
+  assert.equal(everything.status, 403);
+  assert.equal(everything.error.code, '42501');
+  const changed = await user.from('js_ledger').update({ amount: 8 }).eq('id', 1);
+  assert.equal(changed.error, null);
+  assert.equal(changed.status, 204);
+  const one = await user.from('js_ledger').update({ amount: 9 }).eq('id', 2).select('amount').single();
+  assert.equal(one.error, null);
+  assert.deepEqual(one.data, { amount: 9 });
+  const removed = await user.from('js_ledger').delete().eq('id', 1);
+  assert.equal(removed.error, null);
+  assert.equal(removed.status, 204);
+  // upserts: only an update is 200, an insert 201
+  const merged = await user.from('js_ledger').upsert({ id: 2, amount: 10 });
+  assert.equal(merged.error, null);
+  assert.equal(merged.status, 200);
+  const upserted = await user
+    .from('js_ledger')
+    .upsert([{ id: 2, amount: 11 }, { id: 10, amount: 1 }])
+    .select('id, amount');
+  assert.equal(upserted.error, null);
+  assert.equal(upserted.status, 201);
+  assert.deepEqual(upserted.data, [{ id: 2, amount: 11 }, { id: 10, amount: 1 }]);
+  const ignored = await user.from('js_ledger').upsert({ id: 10, amount: 0 }, { ignoreDuplicates: true });
+  assert.equal(ignored.error, null);
+  assert.equal(ignored.status, 201);
+  const rows = await user.from('js_ledger').select('id, amount').order('id');
+  assert.deepEqual(rows.data, [{ id: 2, amount: 11 }, { id: 10, amount: 1 }]);
 });
 
 test('csv output of a read', async () => {

@@ -173,6 +173,11 @@ class StatementBuilder:
         self.paths: set[EmbedPath] = {()}
         # (parent path, target name) -> alias, for PGRST108's "use the alias" hint
         self.aliased: dict[tuple[EmbedPath, str], str] = {}
+        # What the SQL reads of each alias: the names of `alias.name` references (columns and
+        # computed fields), and the aliases read as whole rows (`*`, computed relationships).
+        # A write returns just these from its target (`mutate`), as PostgREST's RETURNING does.
+        self.reads: dict[str, set[str]] = {}
+        self.whole_rows: set[str] = set()
 
     def param(self, value: str) -> str:
         self.params.append(value)
@@ -191,6 +196,11 @@ class StatementBuilder:
     def column(self, rel: Relation, alias: str, name: str) -> str:
         if rel.column(name) is None and not self._computed(rel, name):
             raise UndefinedColumn.in_table(rel.name.name, name)
+        return self.read(alias, name)
+
+    def read(self, alias: str, name: str) -> str:
+        """`alias.name`, remembered in `reads`."""
+        self.reads.setdefault(alias, set()).add(name)
         return f"{q(alias)}.{q(name)}"
 
     def _computed(self, rel: Relation, name: str) -> bool:
@@ -328,6 +338,7 @@ class StatementBuilder:
         for item in items:
             match item:
                 case Star():
+                    self.whole_rows.add(alias)
                     columns.append(f"{q(alias)}.*")
                 case SelectField():
                     columns.append(self._select_field(rel, alias, item))
@@ -438,6 +449,7 @@ class StatementBuilder:
     ) -> tuple[str, str | None]:
         table = f"{q(target.name.schema)}.{q(target.name.name)} {q(alias)}"
         if rel.function is not None:
+            self.whole_rows.add(parent_alias)
             fn = f"{q(rel.function.schema)}.{q(rel.function.name)}({q(parent_alias)})"
             return f"{fn} {q(alias)}", None
         if rel.junction is not None:
@@ -447,13 +459,13 @@ class StatementBuilder:
                 f"{q(jalias)}.{q(jcol)} = {q(alias)}.{q(tcol)}" for jcol, tcol in j.target_columns
             )
             cond = " and ".join(
-                f"{q(jalias)}.{q(jcol)} = {q(parent_alias)}.{q(scol)}"
+                f"{q(jalias)}.{q(jcol)} = {self.read(parent_alias, scol)}"
                 for scol, jcol in j.source_columns
             )
             jtable = f"{q(j.relation.schema)}.{q(j.relation.name)} {q(jalias)}"
             return f"{table} join {jtable} on {on}", cond
         cond = " and ".join(
-            f"{q(alias)}.{q(tcol)} = {q(parent_alias)}.{q(scol)}" for scol, tcol in rel.columns
+            f"{q(alias)}.{q(tcol)} = {self.read(parent_alias, scol)}" for scol, tcol in rel.columns
         )
         return table, cond
 

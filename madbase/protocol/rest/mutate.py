@@ -12,10 +12,16 @@ CTE whose rows feed the same body rendering as a read::
       from json_array_elements($1::json) pgrst_j(j)
       cross join lateral json_populate_record(null::"s"."t", pgrst_j.j) pgrst_body
       [on conflict ("id") do update set "a" = excluded."a" | do nothing]
-      returning "t".*
+      returning 1 | "t"."a", "t"."id" | "t".*
     )
     select <total>, (select count(*) from pgrst_source), <body or null>, <location or null>
     from (select <select list> from pgrst_source "t" <embeds>) _t
+
+RETURNING gives only what the rest needs (PostgREST's `returningF`): `1` to count the rows for
+`return=minimal`, the columns the body and `Location` read otherwise. Returning a column is
+reading it, which needs SELECT on it and lets RLS SELECT policies see the new row; so a role with
+column grants, or Supabase's insert-only table (an insert policy and no select policy), can write
+with `return=minimal` and read back what it may read.
 
 With `Prefer: missing=default` an absent key takes the column's default: the default expression
 Postgres itself reported in the schema snapshot (`pg_get_expr`), or the identity sequence's next
@@ -28,6 +34,8 @@ value; the key test (`pgrst_j.j::jsonb ? $n`) binds the key as a parameter.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Final, final
 
 import attrs
@@ -97,15 +105,25 @@ def _root_where(b: StatementBuilder, relation: Relation, alias: str) -> list[str
 
 
 def _finish(
-    b: StatementBuilder, relation: Relation, alias: str, mutation: str, out: Output
+    b: StatementBuilder,
+    relation: Relation,
+    alias: str,
+    mutation: Callable[[str], str],
+    out: Output,
 ) -> Statement:
-    """The statement around `mutation` (which returns the written rows as `alias`.*)."""
+    """The statement around `mutation(returning)`, whose rows are the written rows as `alias`.
+
+    `returning` is what those rows must hold (see `_returning`); the mutation is built before
+    this is called (its parameters come first), only its RETURNING list is filled in here.
+    """
     read = attrs.evolve(
         b.query,
         filters=tuple(f for f in b.query.filters if f.path),
         logic=tuple(t for t in b.query.logic if t.path),
     )
     b.query = read
+    b.reads.clear()  # what the mutation's own WHERE reads is not returned
+    b.whole_rows.clear()
     source = f"pgrst_source {q(alias)}"
     if out.representation:
         columns, from_sql, tail = b.level(
@@ -140,11 +158,32 @@ def _finish(
             f", set_config('{AFFECTED_SETTING}', (select count(*) from pgrst_source)::text, true)"
         )
     sql = (
-        f"with pgrst_source as ({mutation}) "
+        f"with pgrst_source as ({mutation(_returning(b, relation, alias, out))}) "
         f"select {total}, (select count(*) from pgrst_source), {body}, {location}, "
         f"{inserted}{extra}{rows}"
     )
     return Statement(sql, tuple(b.params))
+
+
+def _returning(b: StatementBuilder, relation: Relation, alias: str, out: Output) -> str:
+    """What the written rows must give the rest of the statement, and nothing more.
+
+    As PostgREST's `returningF`: `1` when only their number matters (`return=minimal`: a role
+    with column grants, or an RLS policy that lets it write but not read, can still write),
+    else the columns the body reads and, for `Location`, the primary key. `*` where the body
+    reads whole rows (`select=*`, a computed relationship). A computed field is returned by
+    name: `alias.f` calls `f` on the written row, which the body then reads as a column.
+    """
+    if alias in b.whole_rows:
+        return f"{q(alias)}.*"
+    names = set(b.reads.get(alias, ()))
+    if out.location:
+        names.update(relation.primary_key)
+    if not names:
+        return "1"
+    order = {col.name: i for i, col in enumerate(relation.columns)}
+    ordered = sorted(names, key=lambda n: (order.get(n, len(order)), n))
+    return ", ".join(f"{q(alias)}.{q(n)}" for n in ordered)
 
 
 def location_keys(relation: Relation) -> tuple[str, ...]:
@@ -238,8 +277,7 @@ def insert_statement(
             sql += f" do update set {sets} where {_COUNT_UPDATE}"
         else:
             sql += " do nothing"
-    sql += f" returning {q(alias)}.*"
-    return _finish(b, relation, alias, sql, out)
+    return _finish(b, relation, alias, lambda cols: f"{sql} returning {cols}", out)
 
 
 def update_statement(
@@ -283,11 +321,17 @@ def update_statement(
         )
         if where:
             sql += " where " + " and ".join(where)
-    else:  # `{}`: nothing to set, nothing written (as PostgREST)
-        sql = f"select {q(alias)}.* from {table} {q(alias)} where false"
-    if payload.columns:
-        sql += f" returning {q(alias)}.*"
-    return _finish(b, relation, alias, sql, out)
+        return _finish(b, relation, alias, lambda cols: f"{sql} returning {cols}", out)
+    # `{}`: nothing to set, nothing written (as PostgREST); no row to read either, so the
+    # table is not read at all when the body needs none of its columns
+    return _finish(b, relation, alias, partial(_nothing, table, alias), out)
+
+
+def _nothing(table: str, alias: str, cols: str) -> str:
+    """No row, with the columns `cols` of `table` as `alias` (a write of `{}`)."""
+    if cols == "1":
+        return "select 1 where false"
+    return f"select {cols} from {table} {q(alias)} where false"
 
 
 def delete_statement(
@@ -306,5 +350,4 @@ def delete_statement(
     where = _root_where(b, relation, alias)
     if where:
         sql += " where " + " and ".join(where)
-    sql += f" returning {q(alias)}.*"
-    return _finish(b, relation, alias, sql, out)
+    return _finish(b, relation, alias, lambda cols: f"{sql} returning {cols}", out)

@@ -360,7 +360,9 @@ def _write_statement(
     out = Output(
         representation=return_ is PreferReturn.REPRESENTATION,
         count=prefs.count is not None,
-        location=return_ is PreferReturn.HEADERS_ONLY,
+        # `respond` gives only a POST a Location
+        location=return_ is PreferReturn.HEADERS_ONLY
+        and api.action in (Action.CREATE, Action.UPSERT),
         media=media.kind,
         stripped=media.kind is MediaKind.ARRAY_STRIPPED or media.nulls_stripped,
         max_depth=limits.max_embed_depth,

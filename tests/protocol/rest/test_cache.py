@@ -208,11 +208,17 @@ ROWS = st.lists(
     bodies=st.lists(st.one_of(ROWS, ROWS.map(lambda rows: rows[0])), min_size=1, max_size=4),
     role=st.sampled_from([ANON, USER]),
     missing=st.sampled_from(["", "missing=default"]),
+    # what the statement returns depends on these (RETURNING 1, the key, the selected columns)
+    return_=st.sampled_from(["", "return=minimal", "return=headers-only", "return=representation"]),
+    target=st.sampled_from(["/cities", "/cities?select=name", "/cities?select=id,countries(id)"]),
 )
-def test_cached_insert_equals_fresh(bodies: list[object], role: RequestAuth, missing: str) -> None:
+def test_cached_insert_equals_fresh(
+    bodies: list[object], role: RequestAuth, missing: str, return_: str, target: str
+) -> None:
     cache = PlanCache(LIMITS, ("public",))
     for value in bodies:
-        request = post(json.dumps(value).encode(), ("prefer", missing))
+        prefer = ("prefer", ",".join(p for p in (missing, return_) if p))
+        request = post(json.dumps(value).encode(), prefer, target=target)
         assert outcome(partial(cached, cache, request, role)) == outcome(
             partial(fresh, request, role, "{}")
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -14,6 +15,7 @@ from madbase.protocol.sql import DbError, DbResult
 from tests.protocol.rest.test_plan import AUTH, SNAP
 
 EVIL = "x'); drop table cities; --"
+OBJECT = "application/vnd.pgrst.object+json"
 
 
 def plan(method: str, target: str, payload: object = None, *headers: tuple[str, str]) -> Plan:
@@ -83,6 +85,99 @@ def test_update_and_delete_use_the_read_filters() -> None:
     assert 'delete from "public"."cities" as "cities" where "cities"."id" = any($1)' in st.sql
     assert st.params == ('{"1","2"}',)
     assert "where" not in plan("DELETE", "/cities").transaction.statements[0].sql
+
+
+def returning(method: str, target: str, payload: object, *headers: tuple[str, str]) -> str:
+    """The RETURNING list of the planned write (or of the no-row select of an empty update)."""
+    sql = plan(method, target, payload, *headers).transaction.statements[0].sql
+    found = re.match(
+        r"with pgrst_source as \((?:.* returning (.*?)|select (.*?)(?: from \S+ \S+)? where false)"
+        r"\) select (?:null::bigint|\(select count)",
+        sql,
+    )
+    assert found is not None, sql
+    return found.group(1) or found.group(2)
+
+
+MINIMAL = ("prefer", "return=minimal")
+HEADERS_ONLY = ("prefer", "return=headers-only")
+REPR = ("prefer", "return=representation")
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "payload", "headers", "expected"),
+    [
+        # only the row count: nothing read, so column grants and RLS SELECT policies stay out
+        ("POST", "/cities", {"id": 1}, (MINIMAL,), "1"),
+        ("POST", "/cities", {"id": 1}, (), "1"),
+        ("POST", "/cities", {"id": 1}, (("prefer", "return=minimal,count=exact"),), "1"),
+        ("POST", "/cities", {"id": 1}, (MINIMAL, ("prefer", "resolution=merge-duplicates")), "1"),
+        ("PATCH", "/cities?id=eq.1", {"name": "x"}, (MINIMAL,), "1"),
+        ("PATCH", "/cities?id=eq.1", {"name": "x"}, (HEADERS_ONLY,), "1"),
+        ("PATCH", "/cities?id=eq.1", {}, (MINIMAL,), "1"),
+        ("DELETE", "/cities?id=eq.1", None, (HEADERS_ONLY,), "1"),
+        ("PUT", "/cities?id=eq.1", {"id": 1}, (HEADERS_ONLY,), "1"),
+        (
+            "PATCH",
+            "/cities",
+            {"name": "x"},
+            (("prefer", "handling=strict,max-affected=1"), ("accept", OBJECT)),
+            "1",
+        ),
+        # Location: the key
+        ("POST", "/cities", {"id": 1}, (HEADERS_ONLY,), '"cities"."id"'),
+        # the selected columns in table order, the join keys of embeds, order terms
+        (
+            "POST",
+            "/cities?select=name,id,data->>a",
+            {"id": 1},
+            (REPR,),
+            '"cities"."id", "cities"."name", "cities"."data"',
+        ),
+        (
+            "PATCH",
+            "/cities?select=name&order=id",
+            {"id": 1},
+            (REPR,),
+            '"cities"."id", "cities"."name"',
+        ),
+        (
+            "PATCH",
+            "/cities?id=eq.1&select=name",
+            {"id": 1},
+            (REPR,),
+            '"cities"."name"',
+        ),
+        ("PATCH", "/cities?select=name", {}, (REPR,), '"cities"."name"'),
+        (
+            "DELETE",
+            "/cities?select=countries(name)",
+            None,
+            (REPR,),
+            '"cities"."country_id"',
+        ),
+        ("DELETE", "/films?select=actors(id)", None, (REPR,), '"films"."id"'),
+        # the whole row
+        ("POST", "/cities", {"id": 1}, (REPR,), '"cities".*'),
+        ("PUT", "/cities?id=eq.1&select=id,*", {"id": 1}, (REPR,), '"cities".*'),
+        ("PATCH", "/cities", {}, (REPR,), '"cities".*'),
+    ],
+)
+def test_writes_return_only_what_the_answer_reads(
+    method: str,
+    target: str,
+    payload: object,
+    headers: tuple[tuple[str, str], ...],
+    expected: str,
+) -> None:
+    assert returning(method, target, payload, *headers) == expected
+
+
+def test_an_empty_update_reads_no_table_when_only_counted() -> None:
+    sql = plan("PATCH", "/cities", {}, MINIMAL).transaction.statements[0].sql
+    assert sql.startswith("with pgrst_source as (select 1 where false) ")
+    sql = plan("PATCH", "/cities?select=id", {}, REPR).transaction.statements[0].sql
+    assert 'select "cities"."id" from "public"."cities" "cities" where false' in sql
 
 
 @pytest.mark.parametrize(
