@@ -200,6 +200,42 @@ class Connection:
             self.broken = True
             raise DbUnavailable(str(err)) from err
 
+    async def wait_notifications(self) -> list[tuple[str, str]]:
+        """Wait until notifications arrive on a channel this connection LISTENs on; their
+        (channel, payload) pairs.
+
+        Raises:
+            DbUnavailable: the connection broke (it is marked broken).
+        """
+        pg = self._pg
+        while True:
+            try:
+                await trio.lowlevel.wait_readable(pg.socket)
+                pg.consume_input()
+            except trio.ClosedResourceError:
+                raise self._closed_error() from None
+            except (psycopg.Error, OSError) as err:
+                self.broken = True
+                raise DbUnavailable(str(err)) from err
+            if pg.status == pq.ConnStatus.BAD:
+                self.broken = True
+                raise DbUnavailable(pg_message(pg))
+            found: list[tuple[str, str]] = []
+            while (notify := pg.notifies()) is not None:
+                found.append(
+                    (
+                        notify.relname.decode("utf-8", "replace"),
+                        notify.extra.decode("utf-8", "replace"),
+                    )
+                )
+            # Anything else that arrived (a notice, the server's goodbye) is drained by libpq.
+            while not pg.is_busy() and (res := pg.get_result()) is not None:
+                if res.status == ExecStatus.FATAL_ERROR:
+                    self.broken = True
+                    raise DbUnavailable(pg_message(pg))
+            if found:
+                return found
+
     async def _pipeline(
         self, queries: Sequence[tuple[bytes, Sequence[bytes | None] | None]]
     ) -> list[pq.abc.PGresult]:

@@ -7,7 +7,7 @@
     ...
     snapshot = cache.current          # each request reads it once and keeps it
 
-It keeps one dedicated libpq connection (not from the pool: it sits idle in LISTEN) on channel
+It keeps one dedicated `db.Connection` (not from the pool: it sits idle in LISTEN) on channel
 `pgrst`, as PostgREST does. `NOTIFY pgrst, 'reload schema'` (sent by the event triggers of
 migration 0002 after DDL, or by hand) reloads the snapshot; `'reload config'` is ignored for now.
 A burst of notifications (a migration runs many statements) costs one reload: after the first
@@ -27,9 +27,7 @@ import math
 from typing import Final, final
 
 import attrs
-import psycopg
 import trio
-from psycopg import pq
 
 from madbase.protocol.http import JsonValue
 from madbase.protocol.rest.schema import (
@@ -37,7 +35,7 @@ from madbase.protocol.rest.schema import (
     SchemaSnapshot,
 )
 from madbase.protocol.rest.schema_load import introspection_transaction, snapshot_from_json
-from madbase.runtime.db import DbError, DbTimeout, DbUnavailable, Pool, pg_message
+from madbase.runtime.db import Connection, DbError, DbTimeout, DbUnavailable, Pool
 
 __all__ = ["SchemaCache", "SchemaCacheStatistics", "SchemaLoadError"]
 
@@ -221,66 +219,26 @@ class _ListenerBroken(Exception):
 
 @final
 class _Listener:
-    """A libpq connection in LISTEN on `pgrst`, driven like `runtime.db` (non-blocking + trio)."""
+    """A `db.Connection` of its own (not from the pool: it sits idle) in LISTEN on `pgrst`."""
 
-    def __init__(self, pgconn: pq.abc.PGconn) -> None:
-        self._pg = pgconn
-        self._closed = False
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
         # A reload that failed right after reconnecting: report it as a message.
         self.pending_reload = False
 
     @classmethod
     async def connect(cls, conninfo: str, *, timeout: float) -> _Listener:  # noqa: ASYNC109 - configured connect timeout
         """Connect and LISTEN; raise `DbUnavailable` if that fails."""
-        pg = pq.PGconn.connect_start(conninfo.encode())
+        conn = await Connection.connect(conninfo, timeout=timeout, prepare=False)
         try:
-            with trio.fail_after(timeout):
-                while True:
-                    if pg.status == pq.ConnStatus.BAD:
-                        raise DbUnavailable(pg_message(pg))
-                    state = pg.connect_poll()
-                    if state == pq.PollingStatus.OK:
-                        break
-                    if state == pq.PollingStatus.READING:
-                        await trio.lowlevel.wait_readable(pg.socket)
-                    elif state == pq.PollingStatus.WRITING:
-                        await trio.lowlevel.wait_writable(pg.socket)
-                    else:
-                        raise DbUnavailable(pg_message(pg))
-                pg.nonblocking = 1
-                listener = cls(pg)
-                await listener._listen()
-        except trio.TooSlowError:
-            pg.finish()
-            raise DbUnavailable("timed out connecting the schema listener") from None
-        except _ListenerBroken as err:
-            pg.finish()
-            raise DbUnavailable(str(err)) from err
+            error = await conn.execute_script(f"LISTEN {CHANNEL}")
         except BaseException:
-            pg.finish()
+            conn.close()
             raise
-        return listener
-
-    async def _listen(self) -> None:
-        pg = self._pg
-        try:
-            pg.send_query(f"LISTEN {CHANNEL}".encode())
-            while pg.flush() == 1:
-                await trio.lowlevel.wait_writable(pg.socket)
-            failed: str | None = None
-            while True:
-                while pg.is_busy():
-                    await trio.lowlevel.wait_readable(pg.socket)
-                    pg.consume_input()
-                res = pg.get_result()
-                if res is None:
-                    break
-                if res.status != pq.ExecStatus.COMMAND_OK:
-                    failed = (res.error_message or b"LISTEN failed").decode("utf-8", "replace")
-        except psycopg.Error as err:
-            raise _ListenerBroken(str(err)) from err
-        if failed is not None:
-            raise _ListenerBroken(failed.strip())
+        if error is not None:
+            conn.close()
+            raise DbUnavailable(f"LISTEN {CHANNEL} failed: {error.message}")
+        return cls(conn)
 
     async def receive(self) -> list[str]:
         """Wait for the next notifications on the channel; their payloads.
@@ -291,28 +249,15 @@ class _Listener:
         if self.pending_reload:
             self.pending_reload = False
             return [_RELOAD_SCHEMA]
-        pg = self._pg
         while True:
             try:
-                await trio.lowlevel.wait_readable(pg.socket)
-                pg.consume_input()
-            except (psycopg.Error, OSError) as err:
+                found = await self._conn.wait_notifications()
+            except DbUnavailable as err:
                 raise _ListenerBroken(str(err)) from err
-            if pg.status == pq.ConnStatus.BAD:
-                raise _ListenerBroken(pg_message(pg))
-            messages: list[str] = []
-            while (notify := pg.notifies()) is not None:
-                if notify.relname.decode() == CHANNEL:
-                    messages.append(notify.extra.decode("utf-8", "replace"))
-            # Anything else that arrived (a notice, the server's goodbye) is drained by libpq.
-            while not pg.is_busy() and (res := pg.get_result()) is not None:
-                if res.status == pq.ExecStatus.FATAL_ERROR:
-                    raise _ListenerBroken(pg_message(pg))
+            messages = [payload for channel, payload in found if channel == CHANNEL]
             if messages:
                 return messages
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
-        if not self._closed:
-            self._closed = True
-            self._pg.finish()
+        self._conn.close()

@@ -13,7 +13,7 @@ from madbase.config import DbSettings
 from madbase.protocol.http import Request
 from madbase.protocol.sql import Statement, Transaction
 from madbase.runtime.app import App
-from madbase.runtime.db import DbError, DbTimeout, DbUnavailable, Pool
+from madbase.runtime.db import Connection, DbError, DbTimeout, DbUnavailable, Pool
 from madbase.runtime.embedded import EmbeddedPostgres
 from madbase.runtime.migrate import migrate
 from madbase.runtime.secrets import ProjectSecrets
@@ -389,3 +389,24 @@ async def test_prepared_statements_can_be_turned_off(database: str) -> None:
     assert not isinstance(count, DbError)
     assert count[0].rows == ((b"0",),)
     pool.close()
+
+
+async def test_connection_waits_for_notifications_and_reports_a_broken_one(database: str) -> None:
+    conn = await Connection.connect(database, timeout=5, prepare=False)
+    try:
+        assert await conn.execute_script("LISTEN one; LISTEN two") is None
+        with psycopg.connect(database, autocommit=True) as other:
+            other.execute("select pg_notify('one', 'a'), pg_notify('elsewhere', 'b')")
+            other.execute("notify two, 'c'")
+            received: list[tuple[str, str]] = []
+            with trio.fail_after(10):
+                while len(received) < 2:
+                    received += await conn.wait_notifications()
+            assert received == [("one", "a"), ("two", "c")]  # not channels it did not LISTEN on
+            pid = conn._pg.backend_pid
+            other.execute("select pg_terminate_backend(%s)", (pid,))
+        with trio.fail_after(10), pytest.raises(DbUnavailable):
+            await conn.wait_notifications()
+        assert conn.broken
+    finally:
+        conn.close()
