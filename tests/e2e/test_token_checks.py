@@ -46,6 +46,7 @@ end
 $$;
 grant web_user to authenticator;
 """
+UNGRANT = "revoke web_user from authenticator"
 
 SCHEMA = """
 create table public.notes (id int primary key, body text);
@@ -98,24 +99,29 @@ async def serving(
         **(env or {}),
     }
     config = Config.from_sources(environ, {}, {})
-    async with open_project(config) as project:
+    try:
+        async with open_project(config) as project:
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                conn.execute(SCHEMA)
+            listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+            url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+            server = HttpServer(project.app, config.http)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(server.serve, listeners)
+                served = Served(
+                    url=url,
+                    anon_key=project.secrets.anon_key,
+                    service_key=project.secrets.service_role_key,
+                    secret=project.secrets.jwt_secret,
+                    db_url=db_url,
+                )
+                await trio.to_thread.run_sync(wait_for_table, served)
+                yield served
+                server.begin_shutdown()
+    finally:
+        # The grant is the cluster's: other tests look at authenticator's roles too.
         with psycopg.connect(db_url, autocommit=True) as conn:
-            conn.execute(SCHEMA)
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
-        server = HttpServer(project.app, config.http)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(server.serve, listeners)
-            served = Served(
-                url=url,
-                anon_key=project.secrets.anon_key,
-                service_key=project.secrets.service_role_key,
-                secret=project.secrets.jwt_secret,
-                db_url=db_url,
-            )
-            await trio.to_thread.run_sync(wait_for_table, served)
-            yield served
-            server.begin_shutdown()
+            conn.execute(UNGRANT)
 
 
 def wait_for_table(served: Served) -> None:
