@@ -140,6 +140,10 @@ class Config:
     database_url: str | None = attrs.field(default=None, repr=False)
     # None: generated on first start and kept in data_dir.
     jwt_secret: str | None = attrs.field(default=None, repr=False)
+    # PostgREST `jwt-aud`: a token with an `aud` claim must list it, on every service (tokens
+    # without one, like the API keys, pass). Also GoTrue's JWT_AUD: the audience auth gives new
+    # users and their tokens. None: no check; auth uses `authenticated`.
+    jwt_aud: str | None = None
     public_url: str | None = None
     log_level: str = "info"
     # Server processes sharing the listening socket (DESIGN.md "Cores"): the main one plus
@@ -432,6 +436,7 @@ _SETTINGS: Final[Sequence[_Setting]] = (
     _Setting("port", _int(0, 65535)),
     _Setting("database_url", _database_url),
     _Setting("jwt_secret", _secret),
+    _Setting("jwt_aud", _text),
     _Setting("public_url", _text),
     _Setting("log_level", _log_level),
     # Each worker holds its own pool (db_pool_size connections) plus one listening connection;

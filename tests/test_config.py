@@ -43,6 +43,7 @@ def test_from_sources_empty_gives_defaults() -> None:
     assert config.data_dir == Path(".madbase")
     assert config.database_url is None
     assert config.jwt_secret is None
+    assert config.jwt_aud is None
     assert config.workers == 1
     assert config.http == HttpSettings()
     assert config.db == DbSettings()
@@ -111,6 +112,7 @@ def test_from_sources_ignores_unprefixed_environment() -> None:
         ("database_url", "host=/tmp dbname=x", lambda c: c.database_url == "host=/tmp dbname=x"),
         ("jwt_secret", SECRET, lambda c: c.jwt_secret == SECRET),
         ("jwt_secret", " " * 32, lambda c: c.jwt_secret == " " * 32),  # secrets are taken verbatim
+        ("jwt_aud", " my-app ", lambda c: c.jwt_aud == "my-app"),
         (
             "public_url",
             "https://api.example.com/",
@@ -218,6 +220,8 @@ BAD_VALUES = [
     ("database_url", ""),
     ("jwt_secret", "too-short"),
     ("jwt_secret", "x" * 31),
+    ("jwt_aud", ""),
+    ("jwt_aud", "   "),
     ("public_url", " "),
     ("db_schemas", ""),
     ("db_schemas", " , ,"),

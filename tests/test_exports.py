@@ -170,6 +170,11 @@ EXPECTED = {
         "render_error",
     },
     "madbase.protocol.auth": {
+        "AuthAnswer",
+        "auth_answer",
+        "DEFAULT_TOKEN_ROLES",
+        "token_roles",
+        "token_roles_statement",
         "ProviderEmailNeedsVerification",
         "PROVIDERS",
         "ExternalSettings",

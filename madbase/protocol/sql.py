@@ -7,11 +7,26 @@ parameters; identifiers go through `quote_ident`.
 
 from __future__ import annotations
 
-from typing import final
+import re
+from collections.abc import Sequence
+from typing import Final, final
 
 import attrs
 
-__all__ = ["DbError", "DbResult", "Statement", "Transaction", "quote_ident", "quote_literal"]
+__all__ = [
+    "DbError",
+    "DbResult",
+    "Statement",
+    "Transaction",
+    "describe_error",
+    "quote_ident",
+    "quote_literal",
+]
+
+# Characters of a statement's SQL that name it in a log line.
+_LABEL_CHARS: Final = 80
+# Postgres quotes an input value after a colon ('invalid input syntax for type uuid: "..."').
+_QUOTED_VALUE: Final = re.compile(r': ".*', re.DOTALL)
 
 
 @final
@@ -49,12 +64,40 @@ class DbResult:
 @final
 @attrs.frozen(kw_only=True)
 class DbError:
-    """Postgres refused a statement: the fields the server sent, untouched."""
+    """Postgres refused a statement: the fields the server sent, untouched.
+
+    `statement` is the index in `Transaction.statements` of the one that failed (None: the
+    transaction's settings, or it is not known).
+    """
 
     sqlstate: str
     message: str
     detail: str | None = None
     hint: str | None = None
+    statement: int | None = None
+
+
+def describe_error(error: DbError, statements: Sequence[Statement]) -> str:
+    """One line for the server's log: the SQLSTATE, the message and the statement that failed.
+
+    Parameter values never appear: not the parameters, not the detail (`Key (email)=(...)`), not
+    an input value the message quotes.
+
+    >>> describe_error(
+    ...     DbError(sqlstate="22P02", message='invalid input syntax for type uuid: "x"', statement=1),
+    ...     [Statement("select 1"), Statement("update auth.users  set email = $1 where id = $2")],
+    ... )
+    '22P02 invalid input syntax for type uuid: "…" in statement 2 of 2: update auth.users set email = $1 where id = $2'
+    """
+    message = _QUOTED_VALUE.sub(': "…"', error.message)
+    where = "outside the transaction's statements"
+    index = error.statement
+    if index is not None and 0 <= index < len(statements):
+        label = " ".join(statements[index].sql.split())
+        if len(label) > _LABEL_CHARS:
+            label = label[:_LABEL_CHARS] + "…"
+        where = f"in statement {index + 1} of {len(statements)}: {label}"
+    return f"{error.sqlstate} {message} {where}"
 
 
 def quote_ident(name: str) -> str:

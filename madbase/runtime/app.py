@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeAlias, final
 
-from madbase.protocol.auth import ApiKeyVerifier
+from madbase.protocol.auth import DEFAULT_TOKEN_ROLES, ApiKeyVerifier
 from madbase.protocol.http import (
     Dispatch,
     Health,
@@ -48,12 +48,23 @@ WebSocketHandler: TypeAlias = Callable[[Request, Dispatch, WebSocket], Awaitable
 
 @final
 class App:
-    """Serves one project: gateway, health, and the services registered on it."""
+    """Serves one project: gateway, health, and the services registered on it.
 
-    def __init__(self, secrets_: ProjectSecrets, pool: Pool) -> None:
+    `roles` are the roles a token (API key included) may name, `audience` the one its `aud` must
+    list (see `madbase.protocol.auth.claims`).
+    """
+
+    def __init__(
+        self,
+        secrets_: ProjectSecrets,
+        pool: Pool,
+        *,
+        roles: frozenset[str] = DEFAULT_TOKEN_ROLES,
+        audience: str | None = None,
+    ) -> None:
         self.secrets = secrets_
         self.pool = pool
-        self._keys = ApiKeyVerifier(secrets_.jwt_secret)
+        self._keys = ApiKeyVerifier(secrets_.jwt_secret, roles=roles, audience=audience)
         self.services: dict[Service, ServiceHandler] = {}
         # Websocket endpoints by (service, subpath), e.g. (REALTIME, "/websocket").
         self.websockets: dict[tuple[Service, str], WebSocketHandler] = {}
@@ -63,7 +74,7 @@ class App:
         started = time.perf_counter()
         request_id = pick_request_id(request, f"{_ids.getrandbits(128):032x}")
         try:
-            response = await self._route(request)
+            response = await self._route(request, request_id)
         except Exception:
             log.exception("request failed", extra={"request_id": request_id})
             response = json_response(
@@ -88,8 +99,8 @@ class App:
             )
         return response
 
-    async def _route(self, request: Request) -> Response:
-        decision = admit(request, keys=self._keys, now=datetime.now(UTC))
+    async def _route(self, request: Request, request_id: str) -> Response:
+        decision = admit(request, keys=self._keys, now=datetime.now(UTC), request_id=request_id)
         if isinstance(decision, Response):
             return decision
         if isinstance(decision, Health):

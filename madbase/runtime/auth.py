@@ -23,9 +23,11 @@ import trio
 
 from madbase.protocol.auth import (
     MAIL_QUOTA_EXCEEDED,
+    AuthAnswer,
     AuthCommand,
     AuthLimits,
     AuthSettings,
+    BearerVerifier,
     CheckPassword,
     DrawRandom,
     ExternalSettings,
@@ -40,7 +42,7 @@ from madbase.protocol.auth import (
     SendMail,
     SendSms,
     SmsNotSent,
-    auth_flow,
+    auth_answer,
     hash_scheme,
 )
 from madbase.protocol.auth.ratelimit import RateLimiter, RateLimits
@@ -83,6 +85,7 @@ class AuthService:
         secret: str,
         limits: AuthLimits,
         site_url: str,
+        bearer: BearerVerifier | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         random: Callable[[int], bytes] = secrets.token_bytes,
         hash_limiter: trio.CapacityLimiter | None = None,
@@ -105,6 +108,7 @@ class AuthService:
             uri_allow_list=uri_allow_list,
             external=external or ExternalSettings(),
             mail=mail or MailSettings(external_url=limits.issuer),
+            bearer=bearer or BearerVerifier(secret),
         )
         self._http = http_client
         self._provider_timeout = provider_timeout
@@ -133,18 +137,35 @@ class AuthService:
             if refused is not None:
                 return refused
             request = attrs.evolve(request, client=client)
-        flow = auth_flow(request, dispatch.subpath, self._settings, now=self._clock())
-        return await self._drive(flow)
+        flow = auth_answer(
+            request,
+            dispatch.subpath,
+            self._settings,
+            now=self._clock(),
+            request_id=dispatch.request_id,
+        )
+        answer = await self._drive(flow)
+        if answer.failure is not None:
+            # The whole cause, for the operator; the client got GoTrue's generic 500. The path
+            # only: a query string may carry tokens.
+            log.error(
+                "%s /auth/v1%s failed: %s",
+                request.method,
+                dispatch.subpath,
+                answer.failure,
+                extra={"request_id": dispatch.request_id},
+            )
+        return answer.response
 
-    async def _drive(self, flow: Flow[Response]) -> Response:
+    async def _drive(self, flow: Flow[AuthAnswer]) -> AuthAnswer:
         result: object = None
         try:
             while True:
                 command = flow.send(result)
                 result = await self._execute(command)
         except StopIteration as stop:
-            response: Response = stop.value
-            return response
+            answer: AuthAnswer = stop.value
+            return answer
 
     async def _execute(self, command: AuthCommand) -> object:
         match command:

@@ -56,8 +56,8 @@ class DbTimeout(Exception):
     """A transaction took longer than the configured query timeout."""
 
 
-def _error(res: pq.abc.PGresult) -> DbError:
-    """The error fields of a failed result."""
+def _error(res: pq.abc.PGresult, index: int = -1, statements: int = 0) -> DbError:
+    """The error fields of a failed result, which is statement `index` of `statements`."""
 
     def field(code: pq.DiagnosticField) -> str | None:
         value = res.error_field(code)
@@ -68,6 +68,7 @@ def _error(res: pq.abc.PGresult) -> DbError:
         message=field(pq.DiagnosticField.MESSAGE_PRIMARY) or "unknown error",
         detail=field(pq.DiagnosticField.MESSAGE_DETAIL),
         hint=field(pq.DiagnosticField.MESSAGE_HINT),
+        statement=index if 0 <= index < statements else None,
     )
 
 
@@ -175,7 +176,7 @@ class Connection:
             results = await self._pipeline(queries)
             failed = _first_error(results)
         if failed is not None:
-            error = _error(failed)
+            error = _error(failed, results.index(failed) - first, len(tx.statements))
             if self._pg.transaction_status != pq.TransactionStatus.IDLE:
                 # An explicit block (tx=rollback) stays open after an error: end it.
                 await self._pipeline([(_ROLLBACK, None), *_RESETS])

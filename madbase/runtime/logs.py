@@ -14,7 +14,9 @@ __all__ = ["JsonFormatter", "setup_logging"]
 
 
 class JsonFormatter(logging.Formatter):
-    """`{"level", "logger", "message"[, "process"][, "traceback"]}`, one line per record."""
+    """`{"level", "logger", "message"[, "request_id"][, "process"][, "traceback"]}`, one line per
+    record.
+    """
 
     def __init__(self, process: str | None = None) -> None:
         super().__init__()
@@ -30,6 +32,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": message,
         }
+        request_id = getattr(record, "request_id", None)  # given as `extra` by request handlers
+        if request_id is not None:
+            line["request_id"] = request_id
         if self._process is not None:
             line["process"] = self._process
         if record.exc_info:

@@ -23,15 +23,19 @@ from psycopg.conninfo import make_conninfo
 
 from madbase.config import Config
 from madbase.protocol.auth import (
+    DEFAULT_TOKEN_ROLES,
     AuthLimits,
     BearerVerifier,
     ExternalSettings,
     MailSettings,
     parse_required_characters,
+    token_roles,
+    token_roles_statement,
 )
 from madbase.protocol.auth.ratelimit import RateLimits, parse_networks
 from madbase.protocol.http import Service
 from madbase.protocol.rest import RestLimits
+from madbase.protocol.sql import DbError, Transaction
 from madbase.runtime.app import App
 from madbase.runtime.auth import AuthService
 from madbase.runtime.db import Pool
@@ -135,13 +139,16 @@ async def open_project(
                     await set_login_passwords(admin, secret)
                 finally:
                     admin.close()
-            app = App(secrets_, data_pool)
+            roles = await load_token_roles(data_pool)
+            app = App(secrets_, data_pool, roles=roles, audience=config.jwt_aud)
+            # One verifier (and cache of checked tokens) for every service's bearer tokens.
+            bearer = BearerVerifier(secrets_.jwt_secret, roles=roles, audience=config.jwt_aud)
             cache = SchemaCache()
             await root.start(cache.watch, data_pool, conninfo, config.db_schemas)
             app.services[Service.REST] = RestService(
                 pool=data_pool,
                 cache=cache,
-                bearer=BearerVerifier(secrets_.jwt_secret),
+                bearer=bearer,
                 limits=RestLimits(
                     plan_enabled=config.db_plan_enabled,
                     max_rows=config.db_max_rows,
@@ -150,7 +157,7 @@ async def open_project(
                 ),
                 schemas=config.db_schemas,
             )
-            auth = auth_service(config, auth_pool, secrets_.jwt_secret, url=url)
+            auth = auth_service(config, auth_pool, secrets_.jwt_secret, url=url, bearer=bearer)
             app.services[Service.AUTH] = auth
             yield Project(app=app, auth_pool=auth_pool, secrets=secrets_, db_url=db_url)
         finally:
@@ -160,6 +167,26 @@ async def open_project(
             data_pool.close()
             auth_pool.close()
             root.cancel_scope.cancel()
+
+
+async def load_token_roles(pool: Pool) -> frozenset[str]:
+    """The roles a token may name: those `authenticator` may switch to, read once at start.
+
+    Roles granted to `authenticator` later count after a restart. Without an answer the Supabase
+    set (anon, authenticated, service_role) stands in.
+    """
+    result = await pool.run(Transaction(statements=(token_roles_statement(),), read_only=True))
+    if isinstance(result, DbError):
+        log.error(
+            "could not read the roles authenticator may switch to (%s %s); tokens may name %s",
+            result.sqlstate,
+            result.message,
+            ", ".join(sorted(DEFAULT_TOKEN_ROLES)),
+        )
+        return DEFAULT_TOKEN_ROLES
+    roles = token_roles(result[0])
+    log.info("tokens may name the roles %s", ", ".join(sorted(roles)) or "(none)")
+    return roles
 
 
 def _named(conninfo: str, name: str) -> str:
@@ -177,26 +204,39 @@ def mailer_for(config: Config) -> Mailer:
     return OutboxMailer(config.outbox_dir, sender=config.smtp.sender)
 
 
-def auth_service(config: Config, pool: Pool, secret: str, *, url: str | None = None) -> AuthService:
-    """The `/auth/v1` service as configured; `url` overrides the server's base URL."""
+def auth_service(
+    config: Config,
+    pool: Pool,
+    secret: str,
+    *,
+    url: str | None = None,
+    bearer: BearerVerifier | None = None,
+) -> AuthService:
+    """The `/auth/v1` service as configured; `url` overrides the server's base URL.
+
+    `bearer` checks the access tokens (shared with the other services); None: one for `secret`
+    with the configured audience and the default roles.
+    """
     base = url or config.url
     auth = config.auth
     site_url = config.site_url or base
+    limits = AuthLimits(
+        issuer=f"{base}/auth/v1",
+        phone_enabled=auth.phone,
+        password_min_length=auth.password_min_length,
+        password_required_characters=parse_required_characters(auth.password_required_characters),
+        jwt_expiry_seconds=auth.jwt_expiry,
+        disable_signup=auth.disable_signup,
+        anonymous_users_enabled=auth.anonymous_users,
+        refresh_token_reuse_interval_seconds=auth.refresh_token_reuse_interval,
+    )
+    if config.jwt_aud is not None:  # GoTrue's JWT_AUD: new users' audience, so their tokens pass
+        limits = attrs.evolve(limits, audience=config.jwt_aud)
     return AuthService(
         pool=pool,
         secret=secret,
-        limits=AuthLimits(
-            issuer=f"{base}/auth/v1",
-            phone_enabled=auth.phone,
-            password_min_length=auth.password_min_length,
-            password_required_characters=parse_required_characters(
-                auth.password_required_characters
-            ),
-            jwt_expiry_seconds=auth.jwt_expiry,
-            disable_signup=auth.disable_signup,
-            anonymous_users_enabled=auth.anonymous_users,
-            refresh_token_reuse_interval_seconds=auth.refresh_token_reuse_interval,
-        ),
+        bearer=bearer or BearerVerifier(secret, audience=config.jwt_aud),
+        limits=limits,
         site_url=site_url,
         autoconfirm=auth.autoconfirm,
         uri_allow_list=auth.redirect_urls,

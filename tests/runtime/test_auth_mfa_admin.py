@@ -30,7 +30,7 @@ def decode(token: str) -> dict[str, Any]:
 
 
 def service_token(role: str = "service_role") -> str:
-    return jwt.encode({"role": role, "iss": "supabase", "iat": 0, "exp": 2**40}, SECRET)
+    return jwt.encode({"role": role, "iss": "supabase", "iat": 0, "exp": 4_102_444_800}, SECRET)
 
 
 async def enroll_and_verify(auth: Auth, access: str) -> tuple[str, str, dict[str, Any]]:
@@ -253,14 +253,17 @@ async def test_admin_create_list_get_update_delete(auth: Auth) -> None:
     updated = await auth.call(
         "PUT",
         f"/admin/users/{bob['id']}",
-        {"app_metadata": {"plan": None, "tier": 2}, "user_metadata": {"age": 3}, "role": "editor"},
+        {"app_metadata": {"plan": None, "tier": 2}, "user_metadata": {"age": 3}, "role": "anon"},
         token=admin,
     )
     assert updated.status == 200, updated.body
     bob2 = body(updated)
     assert bob2["app_metadata"] == {"provider": "email", "providers": ["email"], "tier": 2}
     assert bob2["user_metadata"] == {"name": "Bob", "email_verified": True, "age": 3}
-    assert bob2["role"] == "editor"
+    assert bob2["role"] == "anon"
+    # A role tokens may not name is refused (its tokens would run as it).
+    refused = await auth.call("PUT", f"/admin/users/{bob['id']}", {"role": "postgres"}, token=admin)
+    assert (refused.status, body(refused)["code"]) == (400, "validation_failed")
 
     # Banned: no sign-in, no refresh, no /user.
     access = body(signed_in)

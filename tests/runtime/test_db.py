@@ -75,7 +75,11 @@ async def test_pool_returns_errors_with_all_fields_and_writes_nothing(database: 
     """
     result = await pool.run(tx("insert into t values (1)", failing))
     assert result == DbError(
-        sqlstate="P0001", message="custom failure", detail="the detail", hint="the hint"
+        sqlstate="P0001",
+        message="custom failure",
+        detail="the detail",
+        hint="the hint",
+        statement=1,  # which of the transaction's statements failed
     )
     # the insert before the failure was rolled back, and the same connection works again
     count = await pool.run(tx("select count(*) from t"))
@@ -85,6 +89,11 @@ async def test_pool_returns_errors_with_all_fields_and_writes_nothing(database: 
     assert isinstance(duplicate, DbError)
     assert duplicate.sqlstate == "23505"
     assert duplicate.detail == "Key (id)=(2) already exists."
+    assert duplicate.statement == 1
+    for rollback in (False, True):  # with the explicit BEGIN of tx=rollback too
+        first = await pool.run(tx("select 1/0", "select 1", rollback=rollback))
+        assert isinstance(first, DbError)
+        assert first.statement == 0
     pool.close()
 
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 # The API-key modules come first: `protocol.http` (imported by `errors`) imports them back
 # through this package while it initialises.
 from madbase.protocol.auth.bearer import BearerError, BearerVerifier, RequestAuth, verify_bearer
+from madbase.protocol.auth.claims import (
+    DEFAULT_TOKEN_ROLES,
+    token_roles,
+    token_roles_statement,
+)
 from madbase.protocol.auth.keys import (
     API_KEY_ROLES,
     ApiKeyClaims,
@@ -105,11 +110,13 @@ from madbase.protocol.auth.errors import (
 )
 from madbase.protocol.auth.flows import (
     DUMMY_HASH,
+    AuthAnswer,
     AuthCommand,
     AuthSettings,
     DrawRandom,
     Flow,
     RunTransaction,
+    auth_answer,
     auth_flow,
 )
 from madbase.protocol.auth.grants import (
@@ -213,6 +220,7 @@ from madbase.protocol.auth.validate import (
 __all__ = [
     "API_KEY_ROLES",
     "AUTH_API_VERSION",
+    "DEFAULT_TOKEN_ROLES",
     "DUMMY_HASH",
     "MAIL_QUOTA_EXCEEDED",
     "PROVIDERS",
@@ -225,6 +233,7 @@ __all__ = [
     "ApiKeyClaims",
     "ApiKeyError",
     "ApiKeyVerifier",
+    "AuthAnswer",
     "AuthCommand",
     "AuthError",
     "AuthLimits",
@@ -351,6 +360,7 @@ __all__ = [
     "WeakPassword",
     "Web3ProviderDisabled",
     "access_token_claims",
+    "auth_answer",
     "auth_api_version",
     "auth_error_class",
     "auth_flow",
@@ -386,6 +396,8 @@ __all__ = [
     "render_identity",
     "render_user",
     "session_response",
+    "token_roles",
+    "token_roles_statement",
     "validate_email",
     "validate_phone",
     "validate_pkce",

@@ -4,6 +4,7 @@ Every route first checks the bearer token: no token is 401 `no_authorization`, a
 `bad_jwt`, a token whose `role` is not an admin role (`service_role`, `supabase_admin`) 403
 `not_admin`; a token that names a session must name a live one. Routes under `{user_id}` then
 load the user (a malformed id is 404 `validation_failed`, an unknown one 404 `user_not_found`).
+A `role` given to a user must be one a token may name (`claims`): its tokens will carry it.
 
 Metadata merges follow models/user.go: the given keys are set, a `null` value removes its key.
 A soft delete keeps the row with obfuscated contacts (sha256 of id + value, base64url) and
@@ -17,6 +18,7 @@ import base64
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Final
 from urllib.parse import parse_qsl
@@ -36,7 +38,6 @@ from madbase.protocol.auth.errors import (
     EmailExists,
     MfaFactorNameConflict,
     PhoneExists,
-    UnexpectedFailure,
     UserAlreadyExists,
     UserNotFound,
     ValidationFailed,
@@ -50,9 +51,11 @@ from madbase.protocol.auth.steps import (
     Flow,
     JsonObject,
     audit,
+    database_failure,
     draw_random,
     first,
     hash_password,
+    merge_metadata,
     require_admin,
     run,
     try_run,
@@ -114,17 +117,6 @@ def _load_user(user_id: str) -> Flow[User]:
     return user
 
 
-def _merge(base: JsonObject, updates: JsonObject | None) -> JsonObject:
-    """models.User.Update*MetaData: set each given key, a null value removes it."""
-    merged = dict(base)
-    for key, value in (updates or {}).items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _request_aud(request: Request, settings: AuthSettings) -> str:
     return request.header("x-jwt-aud") or settings.limits.audience
 
@@ -136,9 +128,11 @@ def _fresh_user(result: list[DbResult]) -> User:
     return user
 
 
-def _contact_conflict(error: DbError, *, new_id: bool = False) -> Exception:
+def _contact_conflict(
+    error: DbError, statements: Sequence[Statement], *, new_id: bool = False
+) -> Exception:
     if error.sqlstate != UNIQUE_VIOLATION:
-        return UnexpectedFailure(f"database error {error.sqlstate}")
+        return database_failure(error, statements)
     if "phone" in error.message:
         return PhoneExists("Phone number already registered by another user")
     if new_id and ("users_pkey" in error.message or "identities" in error.message):
@@ -212,6 +206,7 @@ def _query_values(request: Request, name: str) -> list[str]:
 def _create(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
     role = yield from require_admin(request, settings, now=now)
     params = parse_admin_user(request.body, settings.limits)
+    user_role = _user_role(params, settings) or _DEFAULT_ROLE
     aud = params.aud or _request_aud(request, settings)
     if not params.email and not params.phone:
         raise ValidationFailed("Cannot create a user without either an email or phone")
@@ -233,7 +228,9 @@ def _create(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
     user_id = _custom_id(params) or new_id
     ban = parse_ban_duration(params.ban_duration)
     providers: list[JsonValue] = [p for p, v in (("email", email), ("phone", phone)) if v]
-    app_metadata = _merge({"provider": providers[0], "providers": providers}, params.app_metadata)
+    app_metadata = merge_metadata(
+        {"provider": providers[0], "providers": providers}, params.app_metadata
+    )
     user_metadata = dict(params.user_metadata or {})
     if params.email_confirm:
         user_metadata["email_verified"] = True
@@ -284,15 +281,28 @@ def _create(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
             ip=request.client,
             now=now,
         ),
-        admin_sql.set_role(user_id, params.role.strip() or _DEFAULT_ROLE, now=now),
+        admin_sql.set_role(user_id, user_role, now=now),
     ]
     if ban is not None:
         statements.append(admin_sql.set_banned_until(user_id, _ban_end(ban, now), now=now))
     statements.append(sql.select_user(user_id))
     result = yield from try_run(*statements)
     if isinstance(result, DbError):
-        raise _contact_conflict(result, new_id=bool(params.id))
+        raise _contact_conflict(result, statements, new_id=bool(params.id))
     return json_response(200, render_user(_fresh_user(result)))
+
+
+def _user_role(params: AdminUserParams, settings: AuthSettings) -> str:
+    """The role given, if any, checked: the user's tokens will carry it, so it must be one a
+    token may name (see `claims`), or the user could sign in as a role the API must not be.
+    """
+    role = params.role.strip()
+    if role and role not in settings.bearer.roles:
+        allowed = ", ".join(sorted(settings.bearer.roles))
+        raise ValidationFailed(
+            f'Role "{role}" is not allowed: a user\'s role must be one of {allowed}'
+        )
+    return role
 
 
 def _custom_id(params: AdminUserParams) -> str | None:
@@ -328,6 +338,7 @@ def _update(
     role = yield from require_admin(request, settings, now=now)
     user = yield from _load_user(user_id)
     params = parse_admin_user(request.body, settings.limits)
+    user_role = _user_role(params, settings)
     email = validate_email(params.email) if params.email else ""
     phone = validate_phone(params.phone) if params.phone else ""
     ban = parse_ban_duration(params.ban_duration)
@@ -337,8 +348,8 @@ def _update(
         encrypted = yield from hash_password(params.password)
     audit_id, email_identity, phone_identity = uuids((yield from draw_random(3 * UUID_BYTES)), 3)
     statements: list[Statement] = []
-    if params.role:
-        statements.append(admin_sql.set_role(user.id, params.role.strip(), now=now))
+    if user_role:
+        statements.append(admin_sql.set_role(user.id, user_role, now=now))
     if params.email_confirm:
         statements += [
             admin_sql.confirm_email(user.id, now=now),
@@ -376,13 +387,13 @@ def _update(
             statements.append(admin_sql.set_not_anonymous(user.id, now=now))
         statements.append(admin_sql.set_contact(user.id, column=provider, value=value, now=now))
     if params.app_metadata is not None:
-        merged_app = _merge(user.app_metadata, params.app_metadata)
+        merged_app = merge_metadata(user.app_metadata, params.app_metadata)
         statements.append(admin_sql.set_app_metadata(user.id, merged_app, now=now))
     if params.email_confirm or params.user_metadata is not None:
-        merged = _merge(
+        merged = merge_metadata(
             user.user_metadata, {"email_verified": True} if params.email_confirm else None
         )
-        merged = _merge(merged, params.user_metadata)
+        merged = merge_metadata(merged, params.user_metadata)
         statements.append(sql.set_user_metadata(user.id, merged, now=now))
     if ban is not None:
         statements.append(admin_sql.set_banned_until(user.id, _ban_end(ban, now), now=now))
@@ -404,7 +415,7 @@ def _update(
     ]
     result = yield from try_run(*statements)
     if isinstance(result, DbError):
-        raise _contact_conflict(result)
+        raise _contact_conflict(result, statements)
     return json_response(200, render_user(_fresh_user(result)))
 
 
@@ -543,5 +554,5 @@ def _update_factor(
             raise MfaFactorNameConflict(
                 f"A factor with the friendly name {quoted} for this user already exists"
             )
-        raise UnexpectedFailure(f"database error {result.sqlstate}")
+        raise database_failure(result, statements)
     return json_response(200, render_factor(factor))

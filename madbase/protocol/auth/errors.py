@@ -755,11 +755,20 @@ class Conflict(AuthError):
 
 
 class UnexpectedFailure(AuthError):
-    """A server-side failure; what any bug is rendered as."""
+    """A server-side failure; what any bug is rendered as.
+
+    `cause` is for the server's log only (a database error, say), never sent to the client.
+    """
 
     error_code = "unexpected_failure"
     status = 500
     default_message = _UNEXPECTED_MESSAGE
+
+    def __init__(
+        self, message: str | None = None, *, status: int | None = None, cause: str | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.cause = cause
 
 
 class OAuthRequestError(AuthError):

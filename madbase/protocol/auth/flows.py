@@ -4,7 +4,9 @@ Theory of operation. `auth_flow(request, subpath, settings, now=...)` is a gener
 it needs the outside world it yields one command (see `steps`) and is sent its result, as httpx's
 auth flows and psycopg's generators do. The flow finishes with the `Response` (its
 `StopIteration.value`); every `AuthError` raised on the way is rendered here with the request's
-`X-Supabase-Api-Version`, so the runtime never picks a status.
+`X-Supabase-Api-Version`, so the runtime never picks a status. `auth_answer` is the same flow
+finishing with an `AuthAnswer`, which adds, for a 5xx, the cause the runtime logs (a database
+error's SQLSTATE, message and statement) and the client never sees.
 
 This module answers health, settings, sign-up, the token grants, the user and logout. Other
 endpoint modules each export a router, `route(request, path, settings, now=...) -> Flow | None`
@@ -22,10 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Final, TypeAlias, assert_never
+from typing import Final, TypeAlias, assert_never, final
+
+import attrs
 
 from madbase.protocol.auth import (
     admin,
+    admin_sql,
     mail_admin,
     mail_flows,
     mail_sql,
@@ -40,6 +45,7 @@ from madbase.protocol.auth.errors import (
     AuthError,
     EmailNotConfirmed,
     InvalidCredentials,
+    NotAdmin,
     PhoneExists,
     PhoneNotConfirmed,
     SamePassword,
@@ -87,9 +93,11 @@ from madbase.protocol.auth.steps import (
     authenticate,
     bearer_claims,
     check_password,
+    database_failure,
     draw_random,
     first,
     hash_password,
+    merge_metadata,
     run,
     session_body,
     session_statements,
@@ -113,11 +121,13 @@ from madbase.protocol.sql import DbError, Statement
 
 __all__ = [
     "DUMMY_HASH",
+    "AuthAnswer",
     "AuthCommand",
     "AuthSettings",
     "DrawRandom",
     "Flow",
     "RunTransaction",
+    "auth_answer",
     "auth_flow",
 ]
 
@@ -127,6 +137,8 @@ _HEALTH: Final[JsonObject] = {
     "name": "GoTrue",
     "description": "GoTrue is a user registration and authentication API",
 }
+# GoTrue's JWT_ADMIN_GROUP_NAME default: users with this role may update their own app_metadata.
+_ADMIN_GROUP: Final = "admin"
 # A concurrent refresh of the same token makes the rotation match no row; read again, a few times.
 _ROTATION_ATTEMPTS: Final = 3
 
@@ -153,15 +165,45 @@ def auth_flow(
 
     Never raises for anything the client sent: every `AuthError` becomes its rendered response.
     """
+    answer = yield from auth_answer(request, subpath, settings, now=now)
+    return answer.response
+
+
+@final
+@attrs.frozen(kw_only=True)
+class AuthAnswer:
+    """A flow's outcome: the response and, for a server-side failure, what the log should say."""
+
+    response: Response
+    failure: str | None = None
+
+
+def auth_answer(
+    request: Request,
+    subpath: str,
+    settings: AuthSettings,
+    *,
+    now: datetime,
+    request_id: str | None = None,
+) -> Flow[AuthAnswer]:
+    """`auth_flow`, telling the runtime about a 5xx: its cause goes to the log, not the client.
+
+    `request_id` becomes the `error_id` of a 5xx in GoTrue's legacy error shape.
+    """
     version = request.header("x-supabase-api-version")
     try:
         response = yield from _route(request, subpath.rstrip("/") or "/", settings, now=now)
     except AuthError as err:
-        return render_auth_error(err, api_version=version)
+        failure = None
+        if err.http_status >= 500:
+            cause = err.cause if isinstance(err, UnexpectedFailure) else None
+            failure = cause or err.message
+        rendered = render_auth_error(err, api_version=version, request_id=request_id)
+        return AuthAnswer(response=rendered, failure=failure)
     echoed = auth_api_version(version)
     if echoed is not None:
         response = response.with_headers((("x-supabase-api-version", echoed),))
-    return response
+    return AuthAnswer(response=response)
 
 
 def _route(request: Request, path: str, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
@@ -309,7 +351,7 @@ def _signup(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
                     yield from mail_steps.repeated_signup(email, data, request, settings, now=now)
                 )
             raise PhoneExists() if phone and not email else UserAlreadyExists()
-        raise UnexpectedFailure(f"database error {result.sqlstate}")
+        raise database_failure(result, statements)
     user = sql.decode_user(first(result[-1]))
     if user is None:
         raise UnexpectedFailure
@@ -455,19 +497,18 @@ def _update_user(request: Request, settings: AuthSettings, *, now: datetime) -> 
     bearer_claims(request, settings, now=now)
     update = parse_user_update(request.body, settings.limits)
     user, session_id = yield from authenticate(request, settings, now=now)
+    if update.app_metadata is not None and not _is_admin(user, settings):
+        raise NotAdmin("Updating app_metadata requires admin privileges")
     statements: list[Statement] = []
     random = yield from draw_random(UUID_BYTES)
     (audit_id,) = uuids(random, 1)
     action = "user_modified"
     if update.data is not None:
-        # GoTrue merges the keys; a null value removes its key (models/user.go).
-        merged = dict(user.user_metadata)
-        for key, value in update.data.items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
+        merged = merge_metadata(user.user_metadata, update.data)
         statements.append(sql.set_user_metadata(user.id, merged, now=now))
+    if update.app_metadata is not None:
+        merged_app = merge_metadata(user.app_metadata, update.app_metadata)
+        statements.append(admin_sql.set_app_metadata(user.id, merged_app, now=now))
     if update.password is not None:
         statements += yield from mail_steps.check_nonce(
             user, session_id, update.nonce, settings, now=now
@@ -504,6 +545,13 @@ def _update_user(request: Request, settings: AuthSettings, *, now: datetime) -> 
     if new_phone is not None:
         fresh = yield from mail_steps.change_phone(fresh, new_phone, request, settings, now=now)
     return json_response(200, render_user(fresh))
+
+
+def _is_admin(user: User, settings: AuthSettings) -> bool:
+    """GoTrue's isAdmin: a user of the project's audience in the admin group (JWT_ADMIN_GROUP_NAME,
+    `admin` by default) may set its own app_metadata.
+    """
+    return user.aud == settings.limits.audience and user.role == _ADMIN_GROUP
 
 
 def _logout(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:

@@ -35,7 +35,6 @@ from madbase.protocol.auth.errors import (
     NoAuthorization,
     SessionNotFound,
     TooManyEnrolledMfaFactors,
-    UnexpectedFailure,
     UserBanned,
     UserNotFound,
     ValidationFailed,
@@ -53,6 +52,7 @@ from madbase.protocol.auth.steps import (
     audit,
     bearer_claims,
     client_ip,
+    database_failure,
     draw_random,
     first,
     is_uuid,
@@ -152,7 +152,7 @@ def _enroll(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
     secret = encode_secret(random[2 * UUID_BYTES : 2 * UUID_BYTES + TOTP_SECRET_BYTES])
     # pquerna/otp needs an account name; GoTrue passes the email (a phone user has none there).
     uri = otpauth_uri(issuer=issuer, account=user.email or user.phone or user.id, secret=secret)
-    result = yield from try_run(
+    statements = (
         mfa_sql.insert_factor(
             factor_id=factor_id,
             user_id=user.id,
@@ -171,10 +171,11 @@ def _enroll(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
             traits={"factor_id": factor_id},
         ),
     )
+    result = yield from try_run(*statements)
     if isinstance(result, DbError):
         if result.sqlstate == UNIQUE_VIOLATION:  # a concurrent enrolment took the name
             raise _name_conflict(params.friendly_name)
-        raise UnexpectedFailure(f"database error {result.sqlstate}")
+        raise database_failure(result, statements)
     totp: JsonObject = {"qr_code": qr_svg(uri), "secret": secret, "uri": uri}
     body: JsonObject = {
         "id": factor_id,

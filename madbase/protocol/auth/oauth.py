@@ -88,6 +88,7 @@ from madbase.protocol.auth.steps import (
     JsonObject,
     audit,
     authenticate,
+    database_failure,
     draw_random,
     first,
     run,
@@ -546,7 +547,7 @@ def _delete_identity(
             raise EmailConflictIdentityNotDeletable(
                 "Unable to unlink identity due to email conflict"
             )
-        raise UnexpectedFailure(f"database error {result.sqlstate}")
+        raise database_failure(result, statements)
     return json_response(200, {})
 
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from datetime import datetime
 from typing import Final, TypeAlias, TypeVar, final
 
 import attrs
 
 from madbase.protocol.auth import sql
-from madbase.protocol.auth.bearer import BearerError, verify_bearer
+from madbase.protocol.auth.bearer import BearerError, BearerVerifier
 from madbase.protocol.auth.errors import (
     BadJwt,
     NoAuthorization,
@@ -53,7 +53,7 @@ from madbase.protocol.auth.tokens import (
     session_response,
 )
 from madbase.protocol.http.messages import JsonValue, Request, Response, json_response
-from madbase.protocol.sql import DbError, DbResult, Statement, Transaction
+from madbase.protocol.sql import DbError, DbResult, Statement, Transaction, describe_error
 
 __all__ = [
     "ADMIN_ROLES",
@@ -72,10 +72,12 @@ __all__ = [
     "bearer_claims",
     "check_password",
     "client_ip",
+    "database_failure",
     "draw_random",
     "first",
     "hash_password",
     "is_uuid",
+    "merge_metadata",
     "require_admin",
     "run",
     "session_body",
@@ -133,6 +135,14 @@ class AuthSettings:
     external: ExternalSettings = attrs.field(factory=ExternalSettings)
     # Links, redirect allow list, OTP expiry and resend interval of the mailing flows.
     mail: MailSettings = attrs.field(factory=MailSettings)
+    # Checks access tokens: signature, claim types, the roles a token may name (also the roles
+    # the admin API may give users) and the audience. The runtime shares one with the other
+    # services; by default one for `secret` with the default roles and no audience.
+    bearer: BearerVerifier = attrs.field(
+        default=attrs.Factory(lambda self: BearerVerifier(self.secret), takes_self=True),
+        eq=False,
+        repr=False,
+    )
 
 
 # --- the commands, typed -----------------------------------------------------------------------
@@ -141,9 +151,15 @@ class AuthSettings:
 def run(*statements: Statement, read_only: bool = False) -> Flow[list[DbResult]]:
     result = yield from try_run(*statements, read_only=read_only)
     if isinstance(result, DbError):
-        # Our SQL failed on its own: a bug or a broken database, never the client's doing.
-        raise UnexpectedFailure(f"database error {result.sqlstate}")
+        raise database_failure(result, statements)
     return result
+
+
+def database_failure(error: DbError, statements: Sequence[Statement]) -> UnexpectedFailure:
+    """The 500 for SQL of ours that failed on its own: a bug or a broken database, never the
+    client's doing. The client gets GoTrue's generic message; the cause goes to the log only.
+    """
+    return UnexpectedFailure(cause=f"database error {describe_error(error, statements)}")
 
 
 def try_run(*statements: Statement, read_only: bool = False) -> Flow[list[DbResult] | DbError]:
@@ -303,7 +319,7 @@ def bearer_claims(request: Request, settings: AuthSettings, *, now: datetime) ->
     if authorization is None or not authorization.strip():
         raise NoAuthorization
     try:
-        auth = verify_bearer(authorization, settings.secret, now=now)
+        auth = settings.bearer.verify(authorization, now=now)
     except BearerError as err:
         raise BadJwt(f"invalid JWT: unable to parse or verify signature, {err.message}") from None
     claims = sql.load_json(auth.claims_json.encode())
@@ -336,6 +352,17 @@ def authenticate(
     if refuse_banned and user.is_banned(now=now):
         raise UserBanned(status=403)
     return user, session
+
+
+def merge_metadata(base: JsonObject, updates: JsonObject | None) -> JsonObject:
+    """models.User.Update*MetaData: set each given key, a null value removes it."""
+    merged = dict(base)
+    for key, value in (updates or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
 
 
 def is_uuid(text: str) -> bool:

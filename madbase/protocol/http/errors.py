@@ -6,6 +6,7 @@ Exception tree::
       GatewayError                refused before any service looked at the request
         MissingApiKey             401, no `apikey` header or query parameter
         InvalidApiKey             401, the key is not a valid project key
+        AmbiguousCredentials      400, two `Authorization` or two `apikey` values
         RouteNotFound             404, no such endpoint (yet) in that service
 
 Each service keeps the error shape its official client reads: PostgREST's `{code, message, details,
@@ -23,6 +24,7 @@ from typing import ClassVar
 from madbase.protocol.http.messages import JsonValue, Response, json_response
 
 __all__ = [
+    "AmbiguousCredentials",
     "GatewayError",
     "InvalidApiKey",
     "MissingApiKey",
@@ -87,6 +89,21 @@ class InvalidApiKey(GatewayError):
     rest_code = "PGRST301"  # PostgREST: JWT could not be decoded or verified
     auth_code = "bad_jwt"
     storage_error = "Unauthorized"
+
+
+class AmbiguousCredentials(GatewayError):
+    """Two `Authorization` headers, or two `apikey` headers (or query parameters).
+
+    Picking one would let whatever sits in front of us (a proxy that adds or checks one of them)
+    and us disagree about who is asking, so neither is used.
+    """
+
+    status = 400
+    message = "Only one Authorization header and one apikey may be sent"
+    # PostgREST has no code for this; its JWT family's "could not decode" is the closest.
+    rest_code = "PGRST301"
+    auth_code = "validation_failed"
+    storage_error = "InvalidRequest"
 
 
 class RouteNotFound(GatewayError):

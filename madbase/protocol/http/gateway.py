@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Final, final
+from urllib.parse import parse_qsl
 
 import attrs
 
 from madbase.protocol.auth import ApiKeyError, ApiKeyVerifier
 from madbase.protocol.http.errors import (
+    AmbiguousCredentials,
     GatewayError,
     InvalidApiKey,
     MissingApiKey,
@@ -69,21 +71,27 @@ class Health:
 @final
 @attrs.frozen(kw_only=True)
 class Dispatch:
-    """An admitted request: `service` serves `subpath` with the API key's `role`."""
+    """An admitted request: `service` serves `subpath` with the API key's `role`.
+
+    `request_id` labels the request in the service's logs and error bodies.
+    """
 
     service: Service
     subpath: str
     role: str
+    request_id: str | None = attrs.field(default=None, eq=False)
 
 
 _OPEN_AUTH_PATHS = frozenset({"/health", "/settings", "/authorize", "/callback", "/verify"})
 
 
-def admit(request: Request, *, keys: ApiKeyVerifier, now: datetime) -> Response | Dispatch | Health:
+def admit(
+    request: Request, *, keys: ApiKeyVerifier, now: datetime, request_id: str | None = None
+) -> Response | Dispatch | Health:
     """Decide who answers `request`.
 
-    Returns a `Response` when the gateway answers itself (preflight, refused key, unknown path),
-    `Health` for `/health`, else a `Dispatch`.
+    Returns a `Response` when the gateway answers itself (preflight, refused or ambiguous
+    credentials, unknown path), `Health` for `/health`, else a `Dispatch` carrying `request_id`.
     """
     path = request.path
     if (
@@ -97,18 +105,22 @@ def admit(request: Request, *, keys: ApiKeyVerifier, now: datetime) -> Response 
     service, subpath = _route(path)
     if service is None:
         return render_error(None, RouteNotFound("no Route matched with those values"))
+    version = request.header("x-supabase-api-version")
+    ambiguous = _ambiguous_credentials(request)
+    if ambiguous is not None:
+        return render_error(service, ambiguous, auth_api_version=version)
     if service is Service.AUTH and subpath in _OPEN_AUTH_PATHS:
         # GoTrue answers these without a key; dispatched with the anon role. Browsers reach
         # /authorize, /callback and /verify through links and provider redirects, which carry
         # no key (Supabase's Kong leaves them open).
         key = request.header("apikey") or request.query_param("apikey")
         if not key:
-            return Dispatch(service=service, subpath=subpath, role="anon")
+            return Dispatch(service=service, subpath=subpath, role="anon", request_id=request_id)
     try:
         role = _check_api_key(request, keys=keys, now=now)
     except GatewayError as err:
-        return render_error(service, err, auth_api_version=request.header("x-supabase-api-version"))
-    return Dispatch(service=service, subpath=subpath, role=role)
+        return render_error(service, err, auth_api_version=version)
+    return Dispatch(service=service, subpath=subpath, role=role, request_id=request_id)
 
 
 def not_found(request: Request, service: Service) -> Response:
@@ -181,6 +193,27 @@ def _preflight(request: Request) -> Response:
             ("vary", "Origin, Access-Control-Request-Headers"),
         ),
     )
+
+
+def _ambiguous_credentials(request: Request) -> AmbiguousCredentials | None:
+    authorizations = keys = 0
+    for name, _ in request.headers:
+        if name == "authorization":
+            authorizations += 1
+        elif name == "apikey":
+            keys += 1
+    if authorizations > 1:
+        return AmbiguousCredentials("Only one Authorization header may be sent")
+    if keys > 1 or (keys == 0 and _query_apikeys(request) > 1):
+        return AmbiguousCredentials("Only one apikey may be sent")
+    return None
+
+
+def _query_apikeys(request: Request) -> int:
+    query = request.query
+    if "apikey" not in query and "%" not in query:  # the common case costs no parsing
+        return 0
+    return sum(1 for name, _ in parse_qsl(query, keep_blank_values=True) if name == "apikey")
 
 
 def _check_api_key(request: Request, *, keys: ApiKeyVerifier, now: datetime) -> str:

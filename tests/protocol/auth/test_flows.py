@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from madbase.protocol.auth import (
     DUMMY_HASH,
+    AuthAnswer,
     AuthCommand,
     AuthLimits,
     AuthSettings,
@@ -32,6 +33,7 @@ from madbase.protocol.auth import (
     MailKind,
     RunTransaction,
     SendMail,
+    auth_answer,
     auth_flow,
     new_refresh_token,
 )
@@ -1147,6 +1149,34 @@ def test_put_user_merges_metadata() -> None:
     assert run.body["user_metadata"] == {"a": 1, "c": [3]}
 
 
+@pytest.mark.parametrize("app_metadata", [{}, {"plan": "pro"}, {"provider": None}])
+def test_put_user_app_metadata_needs_an_admin_user(app_metadata: dict[str, Any]) -> None:
+    run = put_user({"data": {"a": 1}, "app_metadata": app_metadata}, [me()])
+    assert (run.status, run.code) == (403, "not_admin")
+    assert run.body["message"] == "Updating app_metadata requires admin privileges"
+    assert run.kinds == [RunTransaction]  # the user was read, nothing written
+
+
+def test_put_user_app_metadata_null_is_no_update() -> None:
+    run = put_user({"app_metadata": None}, [me(), rand, updated()])
+    assert run.status == 200, run.body
+    assert sql_starts(run)[1:] == [
+        "insert into auth.audit_log_entries",
+        "select jsonb_build_object( 'user',",
+    ]
+
+
+def test_put_user_app_metadata_of_an_admin_group_user_is_merged() -> None:
+    # GoTrue's isAdmin: a user in the project's audience whose role is the admin group.
+    row = user_json(role="admin", raw_app_meta_data={"provider": "email", "plan": "free"})
+    run = put_user(
+        {"app_metadata": {"plan": "pro", "provider": None}}, [me(b"t", row), rand, updated()]
+    )
+    assert run.status == 200, run.body
+    app, _, _ = run.transactions[1].statements
+    assert json.loads(app.params[1] or "") == {"plan": "pro"}
+
+
 def test_put_user_changes_the_password_and_ends_other_sessions() -> None:
     run = put_user({"password": "new-s3cret"}, [me(), rand, check(False), hashed(), updated()])
     assert run.status == 200, run.body
@@ -1357,6 +1387,49 @@ def test_database_errors_are_unexpected_failure(
     text = run.response.body.decode()
     for leaked in ("pg_catalog", "Key (email)", "secret-hint", "relation"):
         assert leaked not in text
+
+
+def answered(request: Request, result: object) -> AuthAnswer:
+    """`auth_answer` for a request whose first command gets `result`."""
+    flow = auth_answer(
+        request, request.path.removeprefix("/auth/v1"), SETTINGS, now=NOW, request_id="req-7"
+    )
+    assert isinstance(next(flow), RunTransaction)
+    with pytest.raises(StopIteration) as stop:
+        flow.send(result)
+    answer = stop.value.value
+    assert isinstance(answer, AuthAnswer)
+    return answer
+
+
+def test_database_error_cause_goes_to_the_log_and_the_request_id_to_the_client() -> None:
+    error = DbError(
+        sqlstate="42501",
+        message='permission denied for table users: "x"',
+        detail="Key (email)=(alice@example.com) already exists.",
+        statement=0,
+    )
+    answer = answered(make_request("GET", "/user", token=access_token(), headers=()), error)
+    assert json.loads(answer.response.body) == {
+        "code": 500,
+        "error_code": "unexpected_failure",
+        "msg": "Unexpected failure, please check server logs for more information",
+        "error_id": "req-7",
+    }
+    assert answer.failure is not None
+    assert answer.failure.startswith(
+        'database error 42501 permission denied for table users: "…" in statement 1 of 1: select '
+    )
+    assert "alice" not in answer.failure
+    assert USER_ID not in answer.failure  # a parameter
+
+
+def test_client_errors_are_not_failures() -> None:
+    answer = answered(
+        make_request("GET", "/user", token=access_token()), [DbResult(rows=(), command="SELECT 0")]
+    )
+    assert answer.response.status == 403
+    assert answer.failure is None
 
 
 # --- the flows are total -------------------------------------------------------------------------

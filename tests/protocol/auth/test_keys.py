@@ -28,6 +28,7 @@ from tests.strategies import (
     forged_tokens,
     issue_times,
     jwt_secrets,
+    sign_raw_jwt,
 )
 
 OTHER_SECRET = "another-secret-that-is-at-least-32-chars"
@@ -341,3 +342,44 @@ def test_verify_api_key_refuses_any_other_secret(secret: str, other: str, role: 
     key = mint_api_key(secret, role, issued_at=NOW_TS)
     if secret.encode() != other.encode():
         assert refused(key, secret=other) == "invalid signature"
+
+
+# --- the rules every project token meets ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"exp": 10**30}, "JWT expired"),
+        ({"exp": 253_402_300_800}, "JWT expired"),
+        ({"aud": 5}, "The JWT 'aud' claim must be a string or an array of strings"),
+        ({"aud": ["x", 3]}, "The JWT 'aud' claim must be a string or an array of strings"),
+        ({"sub": 5}, "The JWT 'sub' claim must be a string"),
+    ],
+)
+def test_verify_api_key_claims_meet_the_token_rules(claims: dict[str, object], reason: str) -> None:
+    token = forge_jwt({"alg": "HS256"}, {"role": "anon", "exp": NOW_TS + 60, **claims})
+    assert refused(token) == reason
+
+
+@pytest.mark.parametrize("payload", ['{"role":"anon","exp":NaN}', '{"role":"anon","exp":1e309}'])
+def test_verify_api_key_refuses_claims_that_are_not_json(payload: str) -> None:
+    assert refused(sign_raw_jwt(b'{"alg":"HS256"}', payload.encode())) == "malformed claims"
+
+
+def test_verifier_key_role_must_be_one_the_authenticator_may_switch_to() -> None:
+    key = mint_api_key(SECRET, "service_role", issued_at=NOW_TS)
+    only_anon = ApiKeyVerifier(SECRET, roles=frozenset({"anon", "authenticated"}))
+    with pytest.raises(ApiKeyError, match='permission denied to set role "service_role"'):
+        only_anon.verify(key, now=NOW)
+    assert ApiKeyVerifier(SECRET).verify(key, now=NOW).role == "service_role"
+
+
+def test_verifier_audience_applies_to_keys_that_carry_one() -> None:
+    verifier = ApiKeyVerifier(SECRET, audience="app")
+    assert verifier.verify(mint_api_key(SECRET, "anon", issued_at=NOW_TS), now=NOW).role == "anon"
+    listed = forge_jwt({"alg": "HS256"}, {"role": "anon", "exp": NOW_TS + 60, "aud": ["app"]})
+    assert verifier.verify(listed, now=NOW).role == "anon"
+    other = forge_jwt({"alg": "HS256"}, {"role": "anon", "exp": NOW_TS + 60, "aud": "other"})
+    with pytest.raises(ApiKeyError, match="JWT not in audience"):
+        verifier.verify(other, now=NOW)

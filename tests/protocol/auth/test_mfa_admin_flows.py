@@ -6,11 +6,14 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import attrs
 import jwt
 import pytest
 
 from madbase.protocol.auth import (
+    DEFAULT_TOKEN_ROLES,
     AuthCommand,
+    BearerVerifier,
     DrawRandom,
     HashPassword,
     RunTransaction,
@@ -23,6 +26,7 @@ from tests.protocol.auth.test_flows import (
     RANDOM,
     SECRET,
     SESSION_ID,
+    SETTINGS,
     USER_ID,
     Answer,
     access_token,
@@ -112,7 +116,9 @@ def unique_violation(constraint: str) -> Answer:
 
 
 def service_token(role: str = "service_role") -> str:
-    return jwt.encode({"role": role, "iss": "supabase", "exp": 2**40}, SECRET, algorithm="HS256")
+    return jwt.encode(
+        {"role": role, "iss": "supabase", "exp": 4_102_444_800}, SECRET, algorithm="HS256"
+    )
 
 
 # --- POST /factors -------------------------------------------------------------------------------
@@ -504,6 +510,12 @@ def test_admin_create_checks_after_hashing(body: dict[str, Any], message: str | 
         assert run.body["message"] == message
 
 
+# A role the owner granted the authenticator, besides Supabase's three.
+EDITOR_ALLOWED = attrs.evolve(
+    SETTINGS, bearer=BearerVerifier(SECRET, roles=DEFAULT_TOKEN_ROLES | {"editor"})
+)
+
+
 def test_admin_create_writes_user_identity_role_and_ban() -> None:
     row = user_row(id=uuid_at(0))
     run = drive(
@@ -518,6 +530,7 @@ def test_admin_create_writes_user_identity_role_and_ban() -> None:
         },
         [rand, hashed(), tx(last=((row,),))],
         token=service_token(),
+        settings=EDITOR_ALLOWED,
     )
     assert run.status == 200, run.body
     assert run.kinds == [DrawRandom, HashPassword, RunTransaction]
@@ -539,6 +552,28 @@ def test_admin_create_writes_user_identity_role_and_ban() -> None:
     )
     assert run.statements[3].params[1] == "editor"
     assert run.statements[4].params[1] == (NOW + timedelta(hours=1)).isoformat()
+
+
+@pytest.mark.parametrize("role", ["postgres", "authenticator", "editor", " pg_read_server_files "])
+def test_admin_create_and_update_refuse_roles_tokens_may_not_name(role: str) -> None:
+    # Its tokens would carry the role: only those the authenticator may switch to are given.
+    created = drive(
+        "POST",
+        "/admin/users",
+        {"email": "a@b.co", "password": "pw-123456", "role": role},
+        token=service_token(),
+    )
+    assert (created.status, created.code) == (400, "validation_failed")
+    assert created.body["message"] == (
+        f'Role "{role.strip()}" is not allowed: a user\'s role must be one of'
+        " anon, authenticated, service_role"
+    )
+    assert created.commands == []
+    updated = drive(
+        "PUT", f"/admin/users/{USER_ID}", {"role": role}, [principal()], token=service_token()
+    )
+    assert (updated.status, updated.code) == (400, "validation_failed")
+    assert updated.kinds == [RunTransaction]  # the user was read, nothing written
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,8 @@ OTHER_SECRET_KEY = mint_api_key(
 )
 
 Header = tuple[str, str]
+KEY: Header = ("apikey", SERVICE_KEY)
+BEARER = "Authorization header"
 
 
 def request(target: str, *headers: Header, method: str = "GET") -> Request:
@@ -262,6 +264,81 @@ def test_admit_invalid_key_is_401_in_service_shape(key: str, target: str, expect
         assert isinstance(response, Response)
         assert response.status == 401
         assert body(response) == expected
+
+
+# --- ambiguous credentials ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        (
+            "/rest/v1/t",
+            {
+                "code": "PGRST301",
+                "message": "Only one {} may be sent",
+                "details": None,
+                "hint": None,
+            },
+        ),
+        (
+            "/auth/v1/user",
+            {"code": 400, "error_code": "validation_failed", "msg": "Only one {} may be sent"},
+        ),
+        (
+            "/storage/v1/bucket",
+            {"statusCode": "400", "error": "InvalidRequest", "message": "Only one {} may be sent"},
+        ),
+        ("/realtime/v1/websocket", {"error": "Only one {} may be sent"}),
+    ],
+)
+@pytest.mark.parametrize(
+    ("target_tail", "headers", "what"),
+    [
+        ("", (KEY, ("authorization", "Bearer a.b.c"), ("authorization", "Bearer d.e.f")), BEARER),
+        ("", (KEY, ("authorization", "Bearer a.b.c"), ("authorization", "Bearer a.b.c")), BEARER),
+        ("", (("apikey", ANON_KEY), ("apikey", SERVICE_KEY)), "apikey"),
+        (f"?apikey={ANON_KEY}&apikey={SERVICE_KEY}", (), "apikey"),
+        (f"?apikey={ANON_KEY}&api%6Bey={SERVICE_KEY}", (), "apikey"),
+    ],
+)
+def test_admit_two_credentials_of_a_kind_are_400_in_service_shape(
+    target: str,
+    expected: dict[str, object],
+    target_tail: str,
+    headers: tuple[Header, ...],
+    what: str,
+) -> None:
+    response = admitted(target + target_tail, *headers)
+    assert isinstance(response, Response)
+    assert response.status == 400
+    assert body(response) == {
+        k: v.format(what) if isinstance(v, str) else v for k, v in expected.items()
+    }
+
+
+def test_admit_open_auth_paths_refuse_two_credentials_too() -> None:
+    response = admitted("/auth/v1/verify", ("authorization", "Bearer x"), ("authorization", "y"))
+    assert isinstance(response, Response)
+    assert response.status == 400
+
+
+def test_admit_one_header_key_and_one_query_key_is_not_ambiguous() -> None:
+    # The header wins, as before (and as Supabase's gateway reads it first).
+    assert admitted(f"/rest/v1/t?apikey={ANON_KEY}", ("apikey", SERVICE_KEY)) == Dispatch(
+        service=Service.REST, subpath="/t", role="service_role"
+    )
+
+
+def test_admit_carries_the_request_id() -> None:
+    dispatch = admit(
+        request("/rest/v1/t", ("apikey", ANON_KEY)),
+        keys=ApiKeyVerifier(SECRET),
+        now=NOW,
+        request_id="req-9",
+    )
+    assert isinstance(dispatch, Dispatch)
+    assert dispatch.request_id == "req-9"
 
 
 # --- GoTrue endpoints open without a key ------------------------------------------------------
@@ -541,7 +618,7 @@ def test_admit_is_total(req: Request) -> None:
     result = admit(req, keys=ApiKeyVerifier(SECRET), now=NOW)
     assert isinstance(result, Response | Dispatch | Health)
     if isinstance(result, Response):
-        assert result.status in (200, 401, 404)
+        assert result.status in (200, 400, 401, 404)
         if result.status == 200:  # only a CORS preflight is answered with 200, with no body
             assert req.method == "OPTIONS"
             assert result.header("access-control-allow-origin") == "*"
