@@ -24,7 +24,7 @@ from typing import Any, TypeAlias, final
 from urllib.parse import quote
 
 from madbase.config import Config, parse_dotenv
-from madbase.protocol.http import Request, Response, json_response
+from madbase.protocol.http import RETRY_AFTER, Request, Response, json_response
 from madbase.runtime.serve import Project, open_project
 
 __all__ = ["AsgiApp", "app", "load_config"]
@@ -110,7 +110,9 @@ class AsgiApp:
         method = str(scope["method"])
         project = self._project
         if project is None:
-            starting = json_response(503, {"message": "MadBase is starting"})
+            starting = json_response(
+                503, {"message": "MadBase is starting"}, (("retry-after", RETRY_AFTER),)
+            )
             await _send_response(send, method, starting)
             return
         try:

@@ -149,6 +149,7 @@ EXPECTED = {
         "to_query_string",
     },
     "madbase.protocol.http": {
+        "RETRY_AFTER",
         "Dispatch",
         "GatewayError",
         "Headers",

@@ -81,22 +81,9 @@ class App:
                 500, {"message": "Internal server error", "request_id": request_id}
             )
         response = finish(response, request, request_id=request_id)
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                json.dumps(
-                    {
-                        "request_id": request_id,
-                        "method": request.method,
-                        # the path only: query strings may carry an apikey
-                        "path": request.path,
-                        "status": response.status,
-                        "bytes": len(response.body),
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                        "client": request.client,
-                    },
-                    separators=(",", ":"),
-                )
-            )
+        _log_access(
+            request, request_id, started, response.status, response.error_code, len(response.body)
+        )
         return response
 
     async def _route(self, request: Request, request_id: str) -> Response:
@@ -132,3 +119,32 @@ class App:
         decision = admit(request, keys=self._keys, now=datetime.now(UTC))
         assert isinstance(decision, Dispatch)
         await self.websockets[(decision.service, decision.subpath)](request, decision, ws)
+
+
+def _log_access(
+    request: Request,
+    request_id: str,
+    started: float,
+    status: int,
+    error_code: str | None,
+    size: int,
+) -> None:
+    """One JSON line for the access log: what was asked and how it was answered, no secrets."""
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            json.dumps(
+                {
+                    "request_id": request_id,
+                    "method": request.method,
+                    # the path only: query strings may carry an apikey
+                    "path": request.path,
+                    "status": status,
+                    # the code the answer's body carries (PGRST202, 42501, weak_password, ...)
+                    "error_code": error_code,
+                    "bytes": size,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "client": request.client,
+                },
+                separators=(",", ":"),
+            )
+        )

@@ -85,7 +85,7 @@ def render_auth_error(
         body = {"error": err.error}
         if err.description:
             body["error_description"] = err.description
-        return json_response(400, body, headers)
+        return json_response(400, body, headers, error_code=err.error)
     code = err.error_code or ("unexpected_failure" if status == 500 else "unknown")
     if err.error_code:
         headers += (("x-sb-error-code", err.error_code),)
@@ -98,4 +98,4 @@ def render_auth_error(
     if isinstance(err, WeakPassword):
         reasons: list[JsonValue] = list(err.reasons)
         body["weak_password"] = {"reasons": reasons} if reasons else {}
-    return json_response(status, body, headers)
+    return json_response(status, body, headers, error_code=code)

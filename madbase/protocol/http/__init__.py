@@ -12,6 +12,7 @@ from madbase.protocol.http.errors import (
     render_error,
 )
 from madbase.protocol.http.gateway import (
+    RETRY_AFTER,
     Dispatch,
     Health,
     admit,
@@ -23,6 +24,7 @@ from madbase.protocol.http.gateway import (
 from madbase.protocol.http.messages import Headers, JsonValue, Request, Response, json_response
 
 __all__ = [
+    "RETRY_AFTER",
     "Dispatch",
     "GatewayError",
     "Headers",

@@ -8,11 +8,14 @@ Exception tree::
         InvalidApiKey             401, the key is not a valid project key
         AmbiguousCredentials      400, two `Authorization` or two `apikey` values
         RouteNotFound             404, no such endpoint (yet) in that service
+        MethodNotAllowed          405, a method no route takes (TRACE, CONNECT to a path, ...)
+        NotAProxy                 400, CONNECT host:port (authority form): we are no proxy
 
 Each service keeps the error shape its official client reads: PostgREST's `{code, message, details,
 hint}`, GoTrue's versioned `{code, message}` or legacy `{code, error_code, msg}`, Storage's
 `{statusCode, error, message}` and Realtime's `{error}`. Outside any service we answer as Supabase's
-API gateway does, `{message}`.
+API gateway does, `{message}`. The rendered response names the code it carries (`error_code`, for
+the access log): the service's code, or `auth_code` for the shapes that carry none.
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ import enum
 import re
 from typing import ClassVar
 
-from madbase.protocol.http.messages import JsonValue, Response, json_response
+from madbase.protocol.http.messages import Headers, JsonValue, Response, json_response
 
 __all__ = [
     "AmbiguousCredentials",
     "GatewayError",
     "InvalidApiKey",
+    "MethodNotAllowed",
     "MissingApiKey",
+    "NotAProxy",
     "ProtocolError",
     "RouteNotFound",
     "Service",
@@ -67,6 +72,10 @@ class GatewayError(ProtocolError):
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.message)
         self.detail = detail
+
+    def extra_headers(self) -> Headers:
+        """Headers the answer carries besides the service's own (none by default)."""
+        return ()
 
 
 class MissingApiKey(GatewayError):
@@ -116,6 +125,35 @@ class RouteNotFound(GatewayError):
     storage_error = "not_found"
 
 
+class MethodNotAllowed(GatewayError):
+    """The method is one no route of ours takes; `Allow` lists those that are taken."""
+
+    status = 405
+    message = "Method not allowed"
+    rest_code = "PGRST117"  # PostgREST: unsupported HTTP method
+    # GoTrue's router answers these 405 without a code of its own; Storage likewise.
+    auth_code = "method_not_allowed"
+    storage_error = "method_not_allowed"
+
+    def __init__(self, method: str, allow: str) -> None:
+        super().__init__(f"Unsupported HTTP method: {method}")
+        self.allow = allow
+
+    def extra_headers(self) -> Headers:
+        """`Allow` (RFC 9110 §15.5.6: a 405 lists the methods the resource supports)."""
+        return (("allow", self.allow),)
+
+
+class NotAProxy(GatewayError):
+    """`CONNECT host:port`: a tunnel request to a proxy, which this server is not."""
+
+    status = 400
+    message = "CONNECT is not supported: this server is not a proxy"
+    rest_code = "PGRST125"  # PostgREST: invalid path specified in request URL
+    auth_code = "bad_request"
+    storage_error = "InvalidRequest"
+
+
 def _is_api_date(value: str) -> bool:
     """True for a `YYYY-MM-DD` date on or after the first versioned API date."""
     return _API_DATE.fullmatch(value) is not None and value >= AUTH_API_VERSION
@@ -131,23 +169,26 @@ def render_error(
     """
     message = str(err)
     body: JsonValue
-    headers: tuple[tuple[str, str], ...] = ()
+    headers = err.extra_headers()
+    code = err.auth_code
     match service:
         case Service.REST:
-            body = {"code": err.rest_code, "message": message, "details": None, "hint": err.hint}
+            code = err.rest_code
+            body = {"code": code, "message": message, "details": None, "hint": err.hint}
         case Service.AUTH:
-            headers = (("x-sb-error-code", err.auth_code),)
+            headers += (("x-sb-error-code", code),)
             if auth_api_version is not None and _is_api_date(auth_api_version):
-                body = {"code": err.auth_code, "message": message}
+                body = {"code": code, "message": message}
                 headers += (("x-supabase-api-version", AUTH_API_VERSION),)
             else:
-                body = {"code": err.status, "error_code": err.auth_code, "msg": message}
+                body = {"code": err.status, "error_code": code, "msg": message}
         case Service.STORAGE:
-            body = {"statusCode": str(err.status), "error": err.storage_error, "message": message}
+            code = err.storage_error
+            body = {"statusCode": str(err.status), "error": code, "message": message}
         case Service.REALTIME:
             body = {"error": message}
         case None:
             body = {"message": message}
             if err.hint is not None:
                 body["hint"] = err.hint
-    return json_response(err.status, body, headers)
+    return json_response(err.status, body, headers, error_code=code)

@@ -3,8 +3,8 @@
 `admit(request, ...)` is the first step of every request: it either answers the request itself
 (CORS preflight, a refused key, an unknown path) or hands back a `Dispatch` naming the service,
 the path inside it and the role the API key grants. `finish(...)` adds the headers every response
-carries (request id, CORS). Supabase's API gateway (Kong) does both jobs in front of each service;
-here they are plain functions.
+carries (request id, CORS, `Retry-After` on a 503). Supabase's API gateway (Kong) does both jobs in
+front of each service; here they are plain functions.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from madbase.protocol.http.errors import (
     AmbiguousCredentials,
     GatewayError,
     InvalidApiKey,
+    MethodNotAllowed,
     MissingApiKey,
+    NotAProxy,
     RouteNotFound,
     Service,
     render_error,
@@ -51,7 +53,10 @@ CORS_ALLOW_HEADERS: Final = (
     "range, range-unit, x-upsert, cache-control, x-retry-count, x-supabase-api-version, "
     "x-request-id, x-project-ref, x-metadata, content-range, accept"
 )
-CORS_ALLOW_METHODS: Final = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+# Every method some route of ours takes; any other is refused at the gateway (405).
+_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_TAKEN: Final = frozenset(_METHODS)
+CORS_ALLOW_METHODS: Final = ", ".join(_METHODS)
 CORS_EXPOSE_HEADERS: Final = (
     "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, "
     "Transfer-Encoding, Range-Unit, X-Request-Id, X-Supabase-Api-Version, X-Sb-Error-Code, "
@@ -59,6 +64,11 @@ CORS_EXPOSE_HEADERS: Final = (
     "X-Total-Count, Link, Retry-After"
 )
 CORS_MAX_AGE: Final = "86400"
+
+# Every 503 says when to try again, as PostgREST's do (App.hs `addRetryHint`: the seconds until
+# its next reconnection attempt, which PostgREST 13 no longer tracks and sends as 0). Our pool
+# connects again for the very next request, so 0 is true here as well.
+RETRY_AFTER: Final = "0"
 
 # A request id from the client is echoed only if it is short and printable.
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
@@ -90,10 +100,15 @@ def admit(
 ) -> Response | Dispatch | Health:
     """Decide who answers `request`.
 
-    Returns a `Response` when the gateway answers itself (preflight, refused or ambiguous
-    credentials, unknown path), `Health` for `/health`, else a `Dispatch` carrying `request_id`.
+    Returns a `Response` when the gateway answers itself (preflight, a method no route takes,
+    refused or ambiguous credentials, unknown path), `Health` for `/health`, else a `Dispatch`
+    carrying `request_id`.
     """
     path = request.path
+    if request.method not in _TAKEN:
+        refused = _refuse_method(request)
+        if refused is not None:
+            return refused
     if (
         request.method == "OPTIONS"
         and request.header("origin") is not None
@@ -121,6 +136,25 @@ def admit(
     except GatewayError as err:
         return render_error(service, err, auth_api_version=version)
     return Dispatch(service=service, subpath=subpath, role=role, request_id=request_id)
+
+
+def _refuse_method(request: Request) -> Response | None:
+    """The answer to a method no route takes (TRACE, CONNECT, PROPFIND, ...); None for REST.
+
+    `CONNECT host:port` (RFC 9110 §9.3.6, the authority form) asks for a tunnel: 400, we are no
+    proxy. Otherwise 405 with `Allow` in the addressed service's error shape, except under
+    `/rest/v1`, where PostgREST's own answer applies (PGRST117, or PGRST101 on `/rpc`).
+    """
+    if request.method == "CONNECT" and not request.target.startswith("/"):
+        return render_error(None, NotAProxy())
+    service, _ = _route(request.path)
+    if service is Service.REST:
+        return None
+    return render_error(
+        service,
+        MethodNotAllowed(request.method, CORS_ALLOW_METHODS),
+        auth_api_version=request.header("x-supabase-api-version"),
+    )
 
 
 def not_found(request: Request, service: Service) -> Response:
@@ -154,8 +188,16 @@ def pick_request_id(request: Request, generated: str) -> str:
 
 
 def finish(response: Response, request: Request, *, request_id: str) -> Response:
-    """Add the headers every response carries: the request id and, for browsers, CORS."""
+    """Add the headers every response carries: the request id, `Retry-After` on a 503 that has
+    none, and, for browsers, CORS.
+
+    >>> done = finish(Response(status=503), Request(method="GET", target="/"), request_id="r")
+    >>> done.headers
+    (('x-request-id', 'r'), ('retry-after', '0'))
+    """
     extra: Headers = (("x-request-id", request_id),)
+    if response.status == 503 and response.header("retry-after") is None:
+        extra += (("retry-after", RETRY_AFTER),)
     if (
         request.header("origin") is not None
         and response.header("access-control-allow-origin") is None

@@ -153,7 +153,7 @@ def render_rest_error(err: RestError, *, verbose: bool = True) -> Response:
     if verbose:
         body = {"code": err.code, "message": err.message, "details": err.details, "hint": err.hint}
     headers: Headers = (("proxy-status", f"PostgREST; error={err.code}"), *err.extra_headers())
-    return json_response(err.status, body, headers)
+    return json_response(err.status, body, headers, error_code=err.code)
 
 
 # --- PGRST0xx: connection ---------------------------------------------------------------------
@@ -730,7 +730,7 @@ def db_error_response(
     headers: Headers = (("proxy-status", f"PostgREST; error={sqlstate}"),)
     if status == 401:
         headers += (("www-authenticate", "Bearer"),)
-    return json_response(status, body, headers)
+    return json_response(status, body, headers, error_code=sqlstate)
 
 
 def _raised_pgrst_response(message: str, detail: str | None, *, verbose: bool) -> Response:
@@ -773,4 +773,4 @@ def _raised_pgrst_response(message: str, detail: str | None, *, verbose: bool) -
         }
     headers: Headers = (("proxy-status", f"PostgREST; error={code}"),)
     headers += tuple((str(k).lower(), str(v)) for k, v in det["headers"].items())
-    return json_response(det["status"], body, headers)
+    return json_response(det["status"], body, headers, error_code=code)

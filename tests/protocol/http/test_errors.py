@@ -15,6 +15,7 @@ from madbase.protocol.http import (
     Service,
     render_error,
 )
+from madbase.protocol.http.errors import MethodNotAllowed, NotAProxy
 
 JSON = ("content-type", "application/json; charset=utf-8")
 
@@ -155,6 +156,36 @@ def test_gateway_error_status_and_hierarchy(cls: type[GatewayError], status: int
     assert err.status == status
     assert isinstance(err, GatewayError)
     assert isinstance(err, ProtocolError)
+
+
+@pytest.mark.parametrize(
+    ("service", "code"),
+    [
+        (Service.REST, "PGRST301"),
+        (Service.AUTH, "bad_jwt"),
+        (Service.STORAGE, "Unauthorized"),
+        (Service.REALTIME, "bad_jwt"),
+        (None, "bad_jwt"),
+    ],
+)
+def test_render_error_names_the_code_it_answers_with(service: Service | None, code: str) -> None:
+    # The access log reads it; shapes without a code of their own name the auth code.
+    assert render_error(service, InvalidApiKey()).error_code == code
+
+
+@pytest.mark.parametrize("service", [*Service, None])
+def test_render_error_method_not_allowed_lists_allowed_methods(service: Service | None) -> None:
+    response = render_error(service, MethodNotAllowed("TRACE", "GET, POST"))
+    assert response.status == 405
+    assert response.header("allow") == "GET, POST"
+    assert "Unsupported HTTP method: TRACE" in response.body.decode()
+
+
+def test_render_error_not_a_proxy_is_400_without_allow() -> None:
+    response = render_error(None, NotAProxy())
+    assert response.status == 400
+    assert response.header("allow") is None
+    assert response.error_code == "bad_request"
 
 
 def test_gateway_error_detail_replaces_default_message() -> None:
