@@ -11,9 +11,10 @@ A websocket upgrade (GET with `Upgrade: websocket`) is offered to the applicatio
 `websocket_check`; accepted, the connection is handed to trio-websocket with the bytes the parser
 already read replayed in front, and to the application's `websocket` coroutine.
 
-Shutdown (`begin_shutdown`): listeners close, idle keep-alive connections close, requests in
-flight finish and their responses carry `Connection: close`; whatever is still running after the
-shutdown timeout is cancelled by the caller's nursery.
+Shutdown (`begin_shutdown`): listeners close; connections with no request being handled (idle
+keep-alive ones, and those still sending a request's head) close at once; requests being handled
+(their head complete) finish and their responses carry `Connection: close`; whatever is still
+running after the shutdown timeout is cancelled by the caller's nursery.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import math
 import time
 from typing import Final, Protocol, final
 
+import attrs
 import trio
 import trio_websocket
 
@@ -38,7 +40,7 @@ from madbase.runtime.http_parse import (
     parser_name,
 )
 
-__all__ = ["Application", "HttpServer", "WebSocket"]
+__all__ = ["Application", "HttpServer", "HttpStatistics", "WebSocket"]
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +53,39 @@ _IDLE: Final = 0
 _READING: Final = 1
 _ANSWERING: Final = 2
 _SENDING: Final = 3
+_UPGRADED: Final = 4
+_NEW: Final = 5  # accepted, nothing read yet
 
 
 @final
 class _Connection:
-    __slots__ = ("phase", "scope")
+    __slots__ = ("parser", "phase", "scope")
 
-    def __init__(self) -> None:
-        self.phase = _ANSWERING  # not yet idle: the first wait sets its deadline
+    def __init__(self, parser: RequestParser) -> None:
+        self.parser = parser
+        self.phase = _NEW  # not yet idle: the first wait sets its deadline
         self.scope = trio.CancelScope()
+
+    def owes_nothing(self) -> bool:
+        """No request is being handled: idle, or its head is still arriving (shutdown closes
+        such a connection at once)."""
+        return self.phase == _IDLE or (self.phase == _READING and not self.parser.in_body)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class HttpStatistics:
+    """A snapshot of the server's connections by what they are doing."""
+
+    connections: int
+    # Waiting for a request.
+    idle: int
+    # Receiving a request (its head or its body).
+    reading: int
+    # A request handled, or its response being sent.
+    answering: int
+    # Handed over to a websocket.
+    upgraded: int
 
 
 class Application(Protocol):
@@ -133,6 +159,17 @@ class HttpServer:
         """Open connections now."""
         return self._connections
 
+    def statistics(self) -> HttpStatistics:
+        """Counts for metrics and tests."""
+        phases = [state.phase for state in self._live]
+        return HttpStatistics(
+            connections=self._connections,
+            idle=phases.count(_IDLE) + phases.count(_NEW),
+            reading=phases.count(_READING),
+            answering=phases.count(_ANSWERING) + phases.count(_SENDING),
+            upgraded=phases.count(_UPGRADED),
+        )
+
     async def serve(
         self,
         listeners: list[trio.SocketListener],
@@ -153,12 +190,13 @@ class HttpServer:
                     await listener.aclose()
 
     def begin_shutdown(self) -> None:
-        """Stop accepting, close idle connections, let requests in flight finish."""
+        """Stop accepting, close connections owing no answer, let requests being handled finish."""
         self._shutting_down = True
         if self._listener_scope is not None:
             self._listener_scope.cancel()
         for state in list(self._live):
-            if state.phase == _IDLE:
+            if state.owes_nothing():
+                state.phase = _IDLE  # closed as an idle one is: no 408 for a head cut short
                 state.scope.cancel()
 
     async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
@@ -208,7 +246,7 @@ class HttpServer:
         connection; a request cut short by its deadline gets 408 first.
         """
         parser = _make_parser(self._parser_name, self._settings, client)
-        state = _Connection()
+        state = _Connection(parser)
         self._live.add(state)
         try:
             with trio.CancelScope() as state.scope:
@@ -242,6 +280,7 @@ class HttpServer:
             state.phase = _ANSWERING
             scope.deadline = math.inf
             if parsed.upgrade and _is_websocket_upgrade(request):
+                state.phase = _UPGRADED
                 await self._upgrade(parser, io, request)
                 return
             response = await self._app.handle(request)
@@ -272,12 +311,12 @@ class HttpServer:
             parsed = parser.next_request()
             if parsed is not None:
                 return parsed
+            if self._shutting_down and not parser.in_body:
+                return None  # shutdown waits only for requests whose head is complete
             # Deadlines are set before waiting, not per read: a request that arrives whole in
             # one read sets none of its own.
             started = parser.started
             if not started:
-                if self._shutting_down:
-                    return None
                 if state.phase != _IDLE:
                     state.phase = _IDLE
                     scope.deadline = trio.current_time() + settings.keepalive_timeout

@@ -569,3 +569,67 @@ async def test_http_ignores_expect_on_http_10(settings: HttpSettings) -> None:
         response, body = await client.response()
         assert response.status_code == 200
         assert b'"body":"hello"' in body
+
+
+# --- shutdown, over TCP -------------------------------------------------------------------------
+
+
+class GateApp(EchoApp):
+    """`/gate` waits until `opened` is set; `cancelled` lists the requests cancelled meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = trio.Event()
+        self.cancelled: list[str] = []
+
+    async def handle(self, request: Request) -> Response:
+        if request.path == "/gate":
+            try:
+                await self.opened.wait()
+            except trio.Cancelled:
+                self.cancelled.append(request.target)
+                raise
+        return await super().handle(request)
+
+
+async def wait_for(server: HttpServer, **counts: int) -> None:
+    """Until the server's statistics show `counts` (a guard, not a timing: 10 s at most)."""
+    with trio.fail_after(10):
+        while any(getattr(server.statistics(), k) != v for k, v in counts.items()):
+            await trio.sleep(0.01)
+
+
+async def test_tcp_shutdown_waits_only_for_requests_being_handled(settings: HttpSettings) -> None:
+    # Read timeout and drain far longer than the guard below: closing must not wait for them.
+    patient = attrs.evolve(settings, read_timeout=120.0, keepalive_timeout=120.0)
+    app = GateApp()
+    async with trio.open_nursery() as nursery:
+        server, port = await tcp_server(nursery, app, patient)
+        partial = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        await partial.send_raw(b"GET / HTTP/1.1\r\nHost: a\r\n")  # the head, cut short
+        idle = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        await idle.send_raw(get("/first"))
+        await idle.response()
+        handled = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        await handled.send_raw(get("/gate"))
+        uploading = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        await uploading.send_raw(post_head(10) + b"12345")  # head complete, body under way
+        await wait_for(server, idle=1, reading=2, answering=1)
+        server.begin_shutdown()
+        with trio.fail_after(10):
+            # Closed at once, without a 408: no request of theirs is being handled.
+            assert await partial.stream.receive_some(1) == b""
+            assert await idle.stream.receive_some(1) == b""
+        await uploading.send_raw(b"67890")
+        response, body = await uploading.response()
+        assert response.status_code == 200
+        assert b'"body":"1234567890"' in body
+        assert header(response, b"connection") == b"close"
+        app.opened.set()
+        response, body = await handled.response()
+        assert response.status_code == 200
+        assert header(response, b"connection") == b"close"
+        for client in (partial, idle, handled, uploading):
+            await client.stream.aclose()
+    assert app.cancelled == []
+    assert server.connections == 0
