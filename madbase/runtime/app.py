@@ -70,7 +70,7 @@ class App:
         self.websockets: dict[tuple[Service, str], WebSocketHandler] = {}
 
     async def handle(self, request: Request) -> Response:
-        """Answer one request (never raises)."""
+        """Answer one request (never raises but trio's cancellation)."""
         started = time.perf_counter()
         request_id = pick_request_id(request, f"{_ids.getrandbits(128):032x}")
         try:
@@ -80,6 +80,11 @@ class App:
             response = json_response(
                 500, {"message": "Internal server error", "request_id": request_id}
             )
+        except BaseException:
+            # Cancelled: the client went away before the answer (or shutdown ran out of time).
+            # Logged as nginx does such a request, 499, and nothing is sent.
+            _log_access(request, request_id, started, 499, None, 0)
+            raise
         response = finish(response, request, request_id=request_id)
         _log_access(
             request, request_id, started, response.status, response.error_code, len(response.body)

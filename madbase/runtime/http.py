@@ -11,6 +11,13 @@ A websocket upgrade (GET with `Upgrade: websocket`) is offered to the applicatio
 `websocket_check`; accepted, the connection is handed to trio-websocket with the bytes the parser
 already read replayed in front, and to the application's `websocket` coroutine.
 
+A client that goes away while its request is handled (the socket reads end of stream, or is
+reset) has the request cancelled, database statement included (runtime/db.py): a watcher looks at
+the connections whose request is being handled every `_DISCONNECT_CHECK` seconds, without reading
+(a peek; nothing on the hot path). Bytes waiting there (a pipelined request) are no disconnect,
+nor is end of stream behind requests still to answer; like Go's server and nginx, a client that
+half-closes its side right after one request is taken for gone.
+
 Shutdown (`begin_shutdown`): listeners close; connections with no request being handled (idle
 keep-alive ones, and those still sending a request's head) close at once; requests being handled
 (their head complete) finish and their responses carry `Connection: close`; whatever is still
@@ -47,21 +54,27 @@ log = logging.getLogger(__name__)
 WebSocket = trio_websocket.WebSocketConnection
 # A connection answering requests without ever waiting checkpoints after this many.
 _CHECKPOINT_EVERY: Final = 16
+# Seconds between two looks for clients gone while their request is handled: a statement of
+# theirs runs on in Postgres at most about this long.
+_DISCONNECT_CHECK: Final = 0.5
 
-# What a connection is doing (for its deadline, for shutdown and for the 408).
+# What a connection is doing (for its deadline, for shutdown, for the 408 and the disconnect
+# watcher).
 _IDLE: Final = 0
 _READING: Final = 1
 _ANSWERING: Final = 2
 _SENDING: Final = 3
 _UPGRADED: Final = 4
 _NEW: Final = 5  # accepted, nothing read yet
+_GONE: Final = 6  # its client went away: cancelled, closing
 
 
 @final
 class _Connection:
-    __slots__ = ("parser", "phase", "scope")
+    __slots__ = ("io", "parser", "phase", "scope")
 
-    def __init__(self, parser: RequestParser) -> None:
+    def __init__(self, io: ConnectionIo, parser: RequestParser) -> None:
+        self.io = io
         self.parser = parser
         self.phase = _NEW  # not yet idle: the first wait sets its deadline
         self.scope = trio.CancelScope()
@@ -70,6 +83,11 @@ class _Connection:
         """No request is being handled: idle, or its head is still arriving (shutdown closes
         such a connection at once)."""
         return self.phase == _IDLE or (self.phase == _READING and not self.parser.in_body)
+
+    def client_gone(self) -> bool:
+        """The request being handled has no one left to answer: the peer closed (or reset) the
+        connection, and sent no pipelined request before that."""
+        return self.phase == _ANSWERING and not self.parser.buffered and self.io.peer_closed()
 
 
 @final
@@ -86,6 +104,8 @@ class HttpStatistics:
     answering: int
     # Handed over to a websocket.
     upgraded: int
+    # Requests cancelled because their client went away.
+    abandoned: int
 
 
 class Application(Protocol):
@@ -146,6 +166,7 @@ class HttpServer:
         self._listener_scope: trio.CancelScope | None = None
         self._connections = 0
         self._slots = trio.Semaphore(settings.max_connections)
+        self._abandoned = 0
         self._date_second = -1
         self._date_value = ""
 
@@ -168,6 +189,7 @@ class HttpServer:
             reading=phases.count(_READING),
             answering=phases.count(_ANSWERING) + phases.count(_SENDING),
             upgraded=phases.count(_UPGRADED),
+            abandoned=self._abandoned,
         )
 
     async def serve(
@@ -177,17 +199,20 @@ class HttpServer:
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Accept connections until `begin_shutdown`, then wait for open connections to finish."""
-        async with trio.open_nursery() as connections:
-            async with trio.open_nursery() as accepting:
-                self._listener_scope = accepting.cancel_scope
-                if self._shutting_down:
-                    accepting.cancel_scope.cancel()
-                for listener in listeners:
-                    accepting.start_soon(self._accept_loop, listener, connections)
-                task_status.started()
-            with trio.CancelScope(shield=True):
-                for listener in listeners:
-                    await listener.aclose()
+        async with trio.open_nursery() as watching:
+            watching.start_soon(self._watch_disconnects)
+            async with trio.open_nursery() as connections:
+                async with trio.open_nursery() as accepting:
+                    self._listener_scope = accepting.cancel_scope
+                    if self._shutting_down:
+                        accepting.cancel_scope.cancel()
+                    for listener in listeners:
+                        accepting.start_soon(self._accept_loop, listener, connections)
+                    task_status.started()
+                with trio.CancelScope(shield=True):
+                    for listener in listeners:
+                        await listener.aclose()
+            watching.cancel_scope.cancel()
 
     def begin_shutdown(self) -> None:
         """Stop accepting, close connections owing no answer, let requests being handled finish."""
@@ -198,6 +223,20 @@ class HttpServer:
             if state.owes_nothing():
                 state.phase = _IDLE  # closed as an idle one is: no 408 for a head cut short
                 state.scope.cancel()
+
+    async def _watch_disconnects(self) -> None:
+        """Cancel the requests whose client went away, every `_DISCONNECT_CHECK` seconds.
+
+        A peek per connection handling a request, and only then: nothing is added to the
+        request's own path (a cancel scope or a task per request would be).
+        """
+        while True:
+            await trio.sleep(_DISCONNECT_CHECK)
+            for state in list(self._live):
+                if state.client_gone():
+                    self._abandoned += 1
+                    state.phase = _GONE
+                    state.scope.cancel()
 
     async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
         while True:
@@ -246,7 +285,7 @@ class HttpServer:
         connection; a request cut short by its deadline gets 408 first.
         """
         parser = _make_parser(self._parser_name, self._settings, client)
-        state = _Connection(parser)
+        state = _Connection(io, parser)
         self._live.add(state)
         try:
             with trio.CancelScope() as state.scope:

@@ -1,6 +1,6 @@
 """Requests as a served project answers them over real sockets, through our server (both parsers)
 and through hypercorn: methods no route takes, `Retry-After` on 503s, the error code in the access
-log."""
+log, and a client that goes away while its query runs."""
 
 from __future__ import annotations
 
@@ -282,3 +282,42 @@ async def test_access_log_names_the_error_code_of_each_answer(
         (405, "method_not_allowed"),
     ]
     assert served.anon_key not in caplog.text
+
+
+# --- 11: a client that goes away cancels its query ----------------------------------------------
+
+
+@pytest.mark.parametrize("front", FRONTS)
+async def test_client_gone_cancels_its_running_statement(
+    pg_server: PgServer, tmp_path: Path, front: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One pooled connection: the next request can only be served once the sleeper's is free.
+    config = config_for(pg_server, tmp_path, front, pool_size=1)
+    async with serving(config, front) as served:
+        db_url = served.project.db_url
+        await create_nap(served)
+        client = await served.connect()
+        raw = b'{"seconds": 60}'
+        await client.send_raw(
+            b"POST /rest/v1/rpc/nap HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            + f"Apikey: {served.anon_key}\r\nContent-Length: {len(raw)}\r\n\r\n".encode()
+            + raw
+        )
+        with trio.fail_after(15):
+            while not await sleeping(db_url):
+                await trio.sleep(0.05)
+        with caplog.at_level(logging.INFO, logger="madbase.access"):
+            await client.stream.aclose()
+            with trio.fail_after(15):  # far below the 60 s the statement would run
+                while await sleeping(db_url):
+                    await trio.sleep(0.05)
+        after = await served.ask("POST", "/rest/v1/rpc/nap", {"seconds": 0})
+        assert after.status == 204
+        statuses = [
+            json.loads(r.getMessage())["status"]
+            for r in caplog.records
+            if r.name == "madbase.access"
+        ]
+        assert 499 in statuses
+        if served.server is not None:
+            assert served.server.statistics().abandoned == 1

@@ -13,7 +13,7 @@ import trio_websocket
 
 from madbase.config import HttpSettings
 from madbase.protocol.http import Request, Response, json_response
-from madbase.runtime.http import HttpServer, WebSocket
+from madbase.runtime.http import _DISCONNECT_CHECK, HttpServer, WebSocket
 
 
 class EchoApp:
@@ -571,7 +571,7 @@ async def test_http_ignores_expect_on_http_10(settings: HttpSettings) -> None:
         assert b'"body":"hello"' in body
 
 
-# --- shutdown, over TCP -------------------------------------------------------------------------
+# --- shutdown and clients that go away, over TCP ------------------------------------------------
 
 
 class GateApp(EchoApp):
@@ -633,3 +633,49 @@ async def test_tcp_shutdown_waits_only_for_requests_being_handled(settings: Http
             await client.stream.aclose()
     assert app.cancelled == []
     assert server.connections == 0
+
+
+async def test_tcp_cancels_the_request_of_a_client_that_went_away(settings: HttpSettings) -> None:
+    app = GateApp()
+    async with trio.open_nursery() as nursery:
+        server, port = await tcp_server(nursery, app, settings)
+        client = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        await client.send_raw(get("/gate?who=gone"))
+        await wait_for(server, answering=1)
+        await client.stream.aclose()
+        await wait_for(server, abandoned=1, connections=0)
+        assert app.cancelled == ["/gate?who=gone"]
+        # The server goes on serving.
+        other = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        await other.send_raw(get("/after"))
+        response, _ = await other.response()
+        assert response.status_code == 200
+        await other.stream.aclose()
+        server.begin_shutdown()
+
+
+async def test_tcp_pipelined_requests_then_end_of_stream_are_all_answered(
+    settings: HttpSettings,
+) -> None:
+    # Bytes after a complete request are a pipelined request, not a disconnect; nor is the end of
+    # the stream behind requests still to answer (a client half-closing after its last request).
+    app = GateApp()
+    async with trio.open_nursery() as nursery:
+        server, port = await tcp_server(nursery, app, settings)
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        client = Client(stream)
+        await client.send_raw(get("/gate") + get("/second"))
+        await wait_for(server, answering=1)
+        await trio.sleep(2 * _DISCONNECT_CHECK)  # the watcher looks at it meanwhile
+        await stream.send_eof()
+        await trio.sleep(2 * _DISCONNECT_CHECK)
+        app.opened.set()
+        for path in (b"/gate", b"/second"):
+            response, body = await client.response()
+            assert response.status_code == 200
+            assert path in body
+        assert await client.closed()
+        assert server.statistics().abandoned == 0
+        assert app.cancelled == []
+        await stream.aclose()
+        server.begin_shutdown()
