@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import trio
 
-from madbase.config import Config, parse_dotenv
+from madbase.config import Config, parse_dotenv, unknown_settings
 from madbase.protocol.http import RETRY_AFTER, Request, Response, json_response
 from madbase.runtime.serve import Project, open_project
 
@@ -51,7 +51,10 @@ def load_config(cwd: Path | None = None) -> Config:
     dotenv: dict[str, str] = {}
     if env_file.is_file():
         dotenv = parse_dotenv(env_file.read_text(encoding="utf-8"))
-    return Config.from_sources(os.environ, dotenv, {})
+    config = Config.from_sources(os.environ, dotenv, {})
+    for warning in unknown_settings(os.environ, dotenv):
+        log.warning("%s", warning)
+    return config
 
 
 @final
