@@ -839,7 +839,7 @@ def add_flags(parser: argparse.ArgumentParser, names: Collection[str] | None = N
     for setting in _SETTINGS:
         if names is not None and setting.name not in names:
             continue
-        title = _section(setting.name)
+        title = _section(setting)
         if title not in sections:
             sections[title] = parser.add_argument_group(title)
         sections[title].add_argument(
@@ -851,17 +851,18 @@ def add_flags(parser: argparse.ArgumentParser, names: Collection[str] | None = N
         )
 
 
-def _section(name: str) -> str:
+def _section(setting: _Setting) -> str:
     """The `--help` heading a setting is listed under."""
+    name = setting.name
+    if setting.group == "db" or name in ("database_url", "pg_fsync"):
+        return "database"
     for prefix, title in (
         ("http_", "HTTP server"),
-        ("db_", "data API and database pool"),
-        ("database_", "data API and database pool"),
-        ("pg_", "data API and database pool"),
-        ("openapi_", "data API and database pool"),
+        ("db_", "data API (/rest/v1)"),
+        ("openapi_", "data API (/rest/v1)"),
         ("auth_rate_limit_", "auth rate limits"),
-        ("auth_", "auth"),
-        ("site_", "auth"),
+        ("auth_", "auth (/auth/v1)"),
+        ("site_", "auth (/auth/v1)"),
         ("mailer", "auth mail"),
         ("smtp_", "auth mail"),
     ):
