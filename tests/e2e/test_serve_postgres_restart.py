@@ -62,6 +62,9 @@ def create_notes(served: Served) -> None:
         conn.execute("create table public.notes (id int primary key, body text)")
         conn.execute("insert into public.notes values (1, 'kept')")
         conn.execute("grant select on public.notes to anon")
+        # The tests' servers run with synchronous_commit off (MADBASE_PG_FSYNC=false): write the
+        # WAL out, so that killing the server cannot take these commits with it.
+        conn.execute("checkpoint")
     wait_for(served, 200, "/rest/v1/notes")
 
 
