@@ -19,7 +19,7 @@ import contextlib
 import functools
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Final, final
 
 import attrs
@@ -137,31 +137,50 @@ class Connection:
         """
         if self._closed:
             return False
-        with trio.move_on_after(_CANCEL_TIMEOUT):
-            try:
+        return await self._canceller()()
+
+    def _canceller(self) -> Callable[[], Awaitable[bool]]:
+        """What `cancel` sends, taken from the connection now, so that it can be sent after the
+        connection is closed (the cancel key is all it needs)."""
+        try:
+            request = self._pg.cancel_conn()
+        except psycopg.NotSupportedError:
+            request = None
+            blocking = self._pg.get_cancel()
+
+        async def send() -> bool:
+            with trio.move_on_after(_CANCEL_TIMEOUT):
                 try:
-                    request = self._pg.cancel_conn()
-                except psycopg.NotSupportedError:
-                    blocking = self._pg.get_cancel()
-                    await trio.to_thread.run_sync(blocking.cancel, abandon_on_cancel=True)
-                    return True
-                try:
-                    request.start()
-                    if not await _polled(request.poll, lambda: request.socket):
-                        raise psycopg.OperationalError(request.get_error_message())
-                finally:
-                    request.finish()
-            except psycopg.Error as err:
-                log.warning("could not cancel a statement: %s", err)
-                return False
-            return True
-        log.warning("could not cancel a statement: no answer in %s s", _CANCEL_TIMEOUT)
-        return False
+                    if request is None:
+                        await trio.to_thread.run_sync(blocking.cancel, abandon_on_cancel=True)
+                        return True
+                    try:
+                        request.start()
+                        if not await _polled(request.poll, lambda: request.socket):
+                            raise psycopg.OperationalError(request.get_error_message())
+                    finally:
+                        request.finish()
+                except psycopg.Error as err:
+                    log.warning("could not cancel a statement: %s", err)
+                    return False
+                return True
+            log.warning("could not cancel a statement: no answer in %s s", _CANCEL_TIMEOUT)
+            return False
+
+        return send
 
     def expire(self) -> None:
-        """Give up on the transaction under way: its task's wait fails with `DbTimeout`."""
+        """Give up on the transaction under way: its task's wait fails with `DbTimeout`, and the
+        server is asked to cancel the statement (closing the socket alone does not stop it: a
+        backend notices a gone client only when it next writes)."""
         self.timed_out = True
         if not self._closed:
+            try:
+                send = self._canceller()
+            except psycopg.Error as err:
+                log.warning("could not cancel a statement: %s", err)
+            else:
+                trio.lowlevel.spawn_system_task(send, name="madbase.db.cancel")
             trio.lowlevel.notify_closing(self._pg.socket)
         self.close()
 

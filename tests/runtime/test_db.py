@@ -482,3 +482,23 @@ async def test_connection_waits_for_notifications_and_reports_a_broken_one(datab
         assert conn.broken
     finally:
         conn.close()
+
+
+async def test_pool_query_timeout_cancels_the_statement_in_the_server(database: str) -> None:
+    """A transaction past the query timeout fails with DbTimeout at once, and its statement stops
+    in Postgres too (a closed socket alone leaves a sleeping backend running to the end)."""
+    pool = Pool(database, DbSettings(pool_size=1, query_timeout=0.3))
+    try:
+        with pytest.raises(DbTimeout):
+            await pool.run(tx("select pg_sleep(60) /* timeout-cancel */"))
+        with psycopg.connect(database, autocommit=True) as watcher:
+            with trio.fail_after(20):
+                while watcher.execute(
+                    "select count(*) from pg_stat_activity"
+                    " where query like '%timeout-cancel%' and pid <> pg_backend_pid()"
+                ).fetchone() != (0,):
+                    await trio.sleep(0.1)
+        result = await pool.run(tx("select 1"))
+        assert not isinstance(result, DbError)
+    finally:
+        pool.close()
