@@ -15,8 +15,7 @@ from typing import Final, final
 
 import attrs
 
-from madbase.protocol.auth import PROVIDERS, ProviderConfig
-from madbase.protocol.auth.ratelimit import parse_networks
+from madbase.protocol.auth import PROVIDERS, ProviderConfig, parse_networks
 
 __all__ = [
     "AuthConfig",

@@ -8,9 +8,11 @@ auth flows and psycopg's generators do. The flow finishes with the `Response` (i
 finishing with an `AuthAnswer`, which adds, for a 5xx, the cause the runtime logs (a database
 error's SQLSTATE, message and statement) and the client never sees.
 
-This module answers health, settings, sign-up, the token grants, the user and logout. Other
-endpoint modules each export a router, `route(request, path, settings, now=...) -> Flow | None`
-(None: not mine), listed in `_ROUTERS`; they share the steps in `steps`, never each other.
+This module answers health, settings, sign-up, the token grants, the user and logout. The
+endpoint modules of the feature subpackages (`mfa.flows`, `admin.flows`, `external.oauth`,
+`mail.verify`, `mail.flows`, `mail.admin`) each export a router,
+`route(request, path, settings, now=...) -> Flow | None` (None: not mine), listed in `_ROUTERS`;
+they share the steps in `steps`.
 
 Each grant costs as few round trips as it can: the password grant reads the user in one
 transaction and writes session, AMR claim, refresh token, sign-in time and audit entry in a second;
@@ -28,18 +30,9 @@ from typing import Final, TypeAlias, assert_never, final
 
 import attrs
 
-from madbase.protocol.auth import (
-    admin,
-    admin_sql,
-    mail_admin,
-    mail_flows,
-    mail_sql,
-    mail_steps,
-    mfa,
-    oauth,
-    sql,
-    verify_flows,
-)
+from madbase.protocol.auth import sql
+from madbase.protocol.auth.admin import flows as admin
+from madbase.protocol.auth.admin import sql as admin_sql
 from madbase.protocol.auth.error_response import auth_api_version, render_auth_error
 from madbase.protocol.auth.errors import (
     AuthError,
@@ -55,21 +48,18 @@ from madbase.protocol.auth.errors import (
     UserNotFound,
     ValidationFailed,
 )
-from madbase.protocol.auth.grants import (
-    IdTokenGrant,
-    LogoutScope,
-    PasswordGrant,
-    PkceGrant,
-    RefreshTokenGrant,
-    parse_logout_scope,
-    parse_token_request,
-)
-from madbase.protocol.auth.idtoken import id_token_grant
+from madbase.protocol.auth.external import oauth
+from madbase.protocol.auth.external.idtoken import id_token_grant
+from madbase.protocol.auth.mail import admin as mail_admin
+from madbase.protocol.auth.mail import flows as mail_flows
+from madbase.protocol.auth.mail import sql as mail_sql
+from madbase.protocol.auth.mail import steps as mail_steps
+from madbase.protocol.auth.mail import verify as verify_flows
+from madbase.protocol.auth.mfa import flows as mfa
 from madbase.protocol.auth.passwords import (
     needs_rehash,
     password_weakness,
 )
-from madbase.protocol.auth.pkce import pkce_grant
 from madbase.protocol.auth.refresh import (
     RefreshTokenRow,
     Refuse,
@@ -79,6 +69,16 @@ from madbase.protocol.auth.refresh import (
     decide_refresh,
     new_refresh_token,
 )
+from madbase.protocol.auth.session.grants import (
+    IdTokenGrant,
+    LogoutScope,
+    PasswordGrant,
+    PkceGrant,
+    RefreshTokenGrant,
+    parse_logout_scope,
+    parse_token_request,
+)
+from madbase.protocol.auth.session.pkce import pkce_grant
 from madbase.protocol.auth.steps import (
     DUMMY_HASH,
     UNIQUE_VIOLATION,

@@ -22,7 +22,6 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from madbase.protocol.auth import (
-    DUMMY_HASH,
     AuthAnswer,
     AuthCommand,
     AuthLimits,
@@ -30,13 +29,13 @@ from madbase.protocol.auth import (
     CheckPassword,
     DrawRandom,
     HashPassword,
-    MailKind,
     RunTransaction,
     SendMail,
     auth_answer,
-    auth_flow,
-    new_refresh_token,
 )
+from madbase.protocol.auth.flows import DUMMY_HASH, auth_flow
+from madbase.protocol.auth.mail.messages import MailKind
+from madbase.protocol.auth.refresh import new_refresh_token
 from madbase.protocol.http import Request, Response
 from madbase.protocol.sql import DbError, DbResult, Statement, Transaction
 

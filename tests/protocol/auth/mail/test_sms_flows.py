@@ -8,9 +8,9 @@ from typing import Any
 import attrs
 import pytest
 
-from madbase.protocol.auth import AuthCommand, MailSettings, SendSms, SmsNotSent, otp_token_hash
-from tests.protocol.auth.test_flows import Answer, hashed, rand, tx
-from tests.protocol.auth.test_mail_flows import (
+from madbase.protocol.auth import AuthCommand, MailSettings, SendSms, SmsNotSent
+from madbase.protocol.auth.validate import otp_token_hash
+from tests.protocol.auth.mail.test_flows import (
     API,
     LONG_AGO,
     MAIL_SETTINGS,
@@ -24,6 +24,7 @@ from tests.protocol.auth.test_mail_flows import (
     token_row,
     user,
 )
+from tests.protocol.auth.test_flows import Answer, hashed, rand, tx
 
 # --- SMS ---------------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from madbase.protocol.auth import mail_sql, sql
+from madbase.protocol.auth import sql
 from madbase.protocol.auth.body import FieldKind, decode_fields
 from madbase.protocol.auth.errors import (
     EmailExists,
@@ -28,15 +28,16 @@ from madbase.protocol.auth.errors import (
     UserNotFound,
     ValidationFailed,
 )
-from madbase.protocol.auth.mail import (
+from madbase.protocol.auth.mail import sql as mail_sql
+from madbase.protocol.auth.mail.messages import (
     OTP_RANDOM_BYTES,
     MailKind,
     action_link,
     otp_from_random,
     redirect_allowed,
 )
-from madbase.protocol.auth.mail_sql import TokenSlot
-from madbase.protocol.auth.mail_steps import (
+from madbase.protocol.auth.mail.sql import TokenSlot
+from madbase.protocol.auth.mail.steps import (
     find_user,
     issue_token,
     mail_token,

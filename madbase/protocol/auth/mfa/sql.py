@@ -1,4 +1,4 @@
-"""The SQL of the MFA endpoints (`mfa`) and of the admin factor routes: factors, challenges, AAL.
+"""The SQL of the MFA endpoints (`mfa.flows`) and of the admin factor routes: factors, challenges, AAL.
 
 Statements with bind parameters only; timestamps are parameters made from the flow's `now`.
 GoTrue's models these mirror: factor.go, challenge.go, sessions.go, amr.go.

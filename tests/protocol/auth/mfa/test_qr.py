@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from madbase.protocol.auth.qr import qr_matrix, qr_svg
+from madbase.protocol.auth.mfa.qr import qr_matrix, qr_svg
 
 OTPAUTH = (
     b"otpauth://totp/localhost:3000:alice@example.com?algorithm=SHA1&digits=6"

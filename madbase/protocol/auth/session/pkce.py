@@ -26,8 +26,8 @@ import attrs
 
 from madbase.protocol.auth import sql
 from madbase.protocol.auth.errors import FlowStateExpired, FlowStateNotFound
-from madbase.protocol.auth.grants import PkceGrant
 from madbase.protocol.auth.refresh import new_refresh_token
+from madbase.protocol.auth.session.grants import PkceGrant
 from madbase.protocol.auth.steps import (
     UUID_BYTES,
     AuthSettings,

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from madbase.protocol.auth import AuthError, AuthLimits, ValidationFailed
-from madbase.protocol.auth.admin_params import (
+from madbase.protocol.auth import AuthError, AuthLimits
+from madbase.protocol.auth.admin.params import (
     Page,
     link_header,
     parse_admin_user,
@@ -20,6 +20,7 @@ from madbase.protocol.auth.admin_params import (
     parse_go_duration,
     parse_page,
 )
+from madbase.protocol.auth.errors import ValidationFailed
 
 H = 3_600_000_000_000
 S = 1_000_000_000

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from madbase.protocol.auth.totp import (
+from madbase.protocol.auth.mfa.totp import (
     TOTP_PERIOD_SECONDS,
     decode_secret,
     encode_secret,

@@ -9,6 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from madbase.protocol.auth import PROVIDERS, ExternalSettings, ProviderConfig
+from madbase.protocol.auth.external.providers import (
+    ExternalUser,
+    ProviderEmail,
+    endpoints,
+    read_id_token_user,
+)
+from madbase.protocol.auth.external.redirects import glob_pattern, is_redirect_allowed, referrer
 from madbase.protocol.auth.outbound import (
     HttpFailure,
     HttpRequest,
@@ -17,13 +24,6 @@ from madbase.protocol.auth.outbound import (
     decode_token_response,
     fetch,
 )
-from madbase.protocol.auth.providers import (
-    ExternalUser,
-    ProviderEmail,
-    endpoints,
-    read_id_token_user,
-)
-from madbase.protocol.auth.redirects import glob_pattern, is_redirect_allowed, referrer
 from madbase.protocol.auth.steps import AuthSettings
 from madbase.protocol.http import Request
 from tests.protocol.auth.test_flows import SETTINGS

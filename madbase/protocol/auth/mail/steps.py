@@ -15,7 +15,8 @@ from typing import Final, TypeVar
 
 import attrs
 
-from madbase.protocol.auth import admin_sql, mail_sql, sql
+from madbase.protocol.auth import sql
+from madbase.protocol.auth.admin import sql as admin_sql
 from madbase.protocol.auth.errors import (
     AuthError,
     EmailExists,
@@ -27,7 +28,8 @@ from madbase.protocol.auth.errors import (
     SmsSendFailed,
     UnexpectedFailure,
 )
-from madbase.protocol.auth.mail import (
+from madbase.protocol.auth.mail import sql as mail_sql
+from madbase.protocol.auth.mail.messages import (
     MAIL_QUOTA_EXCEEDED,
     OTP_RANDOM_BYTES,
     MailKind,
@@ -40,8 +42,8 @@ from madbase.protocol.auth.mail import (
     render_mail,
     render_sms,
 )
-from madbase.protocol.auth.mail_sql import TokenSlot
-from madbase.protocol.auth.pkce import insert_flow_state, new_flow_state
+from madbase.protocol.auth.mail.sql import TokenSlot
+from madbase.protocol.auth.session.pkce import insert_flow_state, new_flow_state
 from madbase.protocol.auth.steps import (
     UUID_BYTES,
     AuthSettings,

@@ -18,7 +18,7 @@ Every mail of one kind to one user is at most once per `max_frequency_seconds` (
 over_email_send_rate_limit, "For security purposes, you can only request this after N
 seconds."; texts: over_sms_send_rate_limit). Phone changes and reauthentication by phone are not
 served. With a `code_challenge` (PKCE) a flow state is stored with the token and
-the link carries `pkce_`, so that following it ends with `?code=` (see `verify_flows`).
+the link carries `pkce_`, so that following it ends with `?code=` (see `mail.verify`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from madbase.protocol.auth import mail_sql, sql
+from madbase.protocol.auth import sql
 from madbase.protocol.auth.body import FieldKind, decode_fields
 from madbase.protocol.auth.errors import (
     EmailNotConfirmed,
@@ -37,9 +37,10 @@ from madbase.protocol.auth.errors import (
     UnexpectedFailure,
     ValidationFailed,
 )
-from madbase.protocol.auth.mail import MailKind, render_mail
-from madbase.protocol.auth.mail_sql import TokenSlot
-from madbase.protocol.auth.mail_steps import (
+from madbase.protocol.auth.mail import sql as mail_sql
+from madbase.protocol.auth.mail.messages import MailKind, render_mail
+from madbase.protocol.auth.mail.sql import TokenSlot
+from madbase.protocol.auth.mail.steps import (
     find_user,
     issue_token,
     new_email_user,

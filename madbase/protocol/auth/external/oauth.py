@@ -15,7 +15,7 @@ Theory of operation (GoTrue's api/external.go, external_oauth.go, identity.go):
    `<redirect_to>#access_token=...&expires_at=...&expires_in=...&provider_token=...&refresh_token=
    ...&sb=&token_type=bearer`; the flow state is deleted. PKCE: the flow state gets the user and
    the provider's tokens, the browser goes to `<redirect_to>?code=<auth_code>`, and the client
-   calls `POST /token?grant_type=pkce` (see `pkce`).
+   calls `POST /token?grant_type=pkce` (see `session.pkce`).
 4. Errors after step 2 found the state go back to `redirect_to` as `?error=&error_code=&
    error_description=` and again in the fragment with `sb`; a provider's own
    `?error=access_denied` is passed on as is.
@@ -47,13 +47,22 @@ from madbase.protocol.auth.errors import (
     UserNotFound,
     ValidationFailed,
 )
-from madbase.protocol.auth.idtoken import (
+from madbase.protocol.auth.external.idtoken import (
     detected_issuer,
     oidc_keys,
     unverified_issuer,
     verify_id_token,
 )
-from madbase.protocol.auth.linking import plan_account, refresh_providers, sign_in_external
+from madbase.protocol.auth.external.linking import plan_account, refresh_providers, sign_in_external
+from madbase.protocol.auth.external.providers import (
+    PROVIDERS,
+    ExternalUser,
+    ProviderConfig,
+    ProviderSpec,
+    endpoints,
+    read_id_token_user,
+)
+from madbase.protocol.auth.external.redirects import referrer
 from madbase.protocol.auth.outbound import (
     HttpRequest,
     HttpResponse,
@@ -61,7 +70,7 @@ from madbase.protocol.auth.outbound import (
     decode_token_response,
     fetch,
 )
-from madbase.protocol.auth.pkce import (
+from madbase.protocol.auth.session.pkce import (
     FlowStateRow,
     claim_flow_state,
     decode_flow_state,
@@ -71,15 +80,6 @@ from madbase.protocol.auth.pkce import (
     new_flow_state,
     pkce_redirect_url,
 )
-from madbase.protocol.auth.providers import (
-    PROVIDERS,
-    ExternalUser,
-    ProviderConfig,
-    ProviderSpec,
-    endpoints,
-    read_id_token_user,
-)
-from madbase.protocol.auth.redirects import referrer
 from madbase.protocol.auth.steps import (
     UNIQUE_VIOLATION,
     UUID_BYTES,

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Final
 from urllib.parse import urlsplit
 
-from madbase.protocol.auth import mfa_sql, sql
+from madbase.protocol.auth import sql
 from madbase.protocol.auth.errors import (
     BadJwt,
     InsufficientAal,
@@ -39,10 +39,17 @@ from madbase.protocol.auth.errors import (
     UserNotFound,
     ValidationFailed,
 )
-from madbase.protocol.auth.factors import amr_method, find_factor
-from madbase.protocol.auth.grants import parse_enroll_factor, parse_verify_factor
-from madbase.protocol.auth.qr import qr_svg
+from madbase.protocol.auth.mfa import sql as mfa_sql
+from madbase.protocol.auth.mfa.qr import qr_svg
+from madbase.protocol.auth.mfa.steps import amr_method, find_factor
+from madbase.protocol.auth.mfa.totp import (
+    TOTP_SECRET_BYTES,
+    encode_secret,
+    otpauth_uri,
+    verify_totp,
+)
 from madbase.protocol.auth.refresh import new_refresh_token
+from madbase.protocol.auth.session.grants import parse_enroll_factor, parse_verify_factor
 from madbase.protocol.auth.steps import (
     UNIQUE_VIOLATION,
     UUID_BYTES,
@@ -62,12 +69,6 @@ from madbase.protocol.auth.steps import (
     uuids,
 )
 from madbase.protocol.auth.tokens import Aal, Factor, Session, User
-from madbase.protocol.auth.totp import (
-    TOTP_SECRET_BYTES,
-    encode_secret,
-    otpauth_uri,
-    verify_totp,
-)
 from madbase.protocol.http.messages import Request, Response, json_response
 from madbase.protocol.sql import DbError
 

@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from madbase.protocol.auth import (
-    AuthError,
-    AuthLimits,
+from madbase.protocol.auth import AuthError, AuthLimits
+from madbase.protocol.auth.error_response import render_auth_error
+from madbase.protocol.auth.errors import OAuthRequestError
+from madbase.protocol.auth.session.grants import (
     ChallengeFactorRequest,
     EnrollFactorRequest,
     IdTokenGrant,
     LogoutScope,
-    OAuthRequestError,
     PasswordGrant,
     PkceGrant,
     RefreshTokenGrant,
@@ -26,7 +26,6 @@ from madbase.protocol.auth import (
     parse_logout_scope,
     parse_token_request,
     parse_verify_factor,
-    render_auth_error,
 )
 
 LIMITS = AuthLimits()

@@ -1,4 +1,4 @@
-"""The SQL of the admin users API (`admin`): listing, field updates, identities, deletion.
+"""The SQL of the admin users API (`admin.flows`): listing, field updates, identities, deletion.
 
 Statements with bind parameters only. Metadata merges are computed by the flow (as GoTrue merges
 in Go) and written whole; `updated_at` moves with every write, as pop's UpdateOnly moves it.

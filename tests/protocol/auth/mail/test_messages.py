@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from madbase.protocol.auth.mail import (
+from madbase.protocol.auth.mail.messages import (
     MailKind,
     MailSettings,
     action_link,

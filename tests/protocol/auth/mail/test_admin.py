@@ -7,9 +7,10 @@ from urllib.parse import parse_qs, urlsplit
 import attrs
 import pytest
 
-from madbase.protocol.auth import MailKind, MailSettings, otp_token_hash
-from tests.protocol.auth.test_flows import USER_ID, Answer, hashed, rand, tx
-from tests.protocol.auth.test_mail_flows import (
+from madbase.protocol.auth import MailSettings
+from madbase.protocol.auth.mail.messages import MailKind
+from madbase.protocol.auth.validate import otp_token_hash
+from tests.protocol.auth.mail.test_flows import (
     API,
     EMAIL,
     MAIL_SETTINGS,
@@ -21,6 +22,7 @@ from tests.protocol.auth.test_mail_flows import (
     stored,
     user,
 )
+from tests.protocol.auth.test_flows import USER_ID, Answer, hashed, rand, tx
 
 # --- /invite, /admin/generate_link -------------------------------------------------------------
 

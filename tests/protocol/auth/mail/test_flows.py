@@ -23,14 +23,13 @@ from madbase.protocol.auth import (
     AuthCommand,
     DrawRandom,
     HashPassword,
-    MailKind,
     MailSettings,
     RunTransaction,
     SendMail,
-    auth_flow,
-    otp_token_hash,
 )
-from madbase.protocol.auth.mail import otp_from_random
+from madbase.protocol.auth.flows import auth_flow
+from madbase.protocol.auth.mail.messages import MailKind, otp_from_random
+from madbase.protocol.auth.validate import otp_token_hash
 from madbase.protocol.http import Response
 from madbase.protocol.sql import DbResult
 from tests.protocol.auth.test_flows import (

@@ -27,15 +27,15 @@ from madbase.protocol.auth.errors import (
     UnexpectedFailure,
     ValidationFailed,
 )
-from madbase.protocol.auth.grants import IdTokenGrant
-from madbase.protocol.auth.linking import sign_in_external
-from madbase.protocol.auth.outbound import HttpRequest, HttpResponse, decode_json, fetch
-from madbase.protocol.auth.providers import (
+from madbase.protocol.auth.external.linking import sign_in_external
+from madbase.protocol.auth.external.providers import (
     PROVIDERS,
     ProviderConfig,
     endpoints,
     read_id_token_user,
 )
+from madbase.protocol.auth.outbound import HttpRequest, HttpResponse, decode_json, fetch
+from madbase.protocol.auth.session.grants import IdTokenGrant
 from madbase.protocol.auth.steps import AuthSettings, Flow, JsonObject, authenticate, session_body
 from madbase.protocol.auth.tokens import User
 from madbase.protocol.http.messages import JsonValue, Request, Response

@@ -1,6 +1,6 @@
 """Where `/auth/v1` may send a browser: `redirect_to` checked against the site URL and allow list.
 
-GoTrue's utilities.GetReferrer and IsRedirectURLValid, implemented once in `mail` (the mailed
+GoTrue's utilities.GetReferrer and IsRedirectURLValid, implemented once in `mail.messages` (the mailed
 flows use them for their links) and offered here with the names the OAuth flows use: a URL on the
 site's scheme, host and port (any port on loopback) is allowed; so is one matching an allow-list
 glob (matched without its fragment; `*` stops at `.` and `/`, `**` does not, `?` is one
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from madbase.protocol.auth import mail
+from madbase.protocol.auth.mail import messages as mail
 from madbase.protocol.auth.steps import AuthSettings
 from madbase.protocol.http.messages import Request
 

@@ -35,7 +35,7 @@ from madbase.protocol.auth.errors import (
     UnexpectedFailure,
     UserBanned,
 )
-from madbase.protocol.auth.providers import ExternalUser
+from madbase.protocol.auth.external.providers import ExternalUser
 from madbase.protocol.auth.refresh import new_refresh_token
 from madbase.protocol.auth.steps import (
     UUID_BYTES,

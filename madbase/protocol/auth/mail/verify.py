@@ -34,7 +34,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import attrs
 
-from madbase.protocol.auth import mail_sql, sql
+from madbase.protocol.auth import sql
 from madbase.protocol.auth.errors import (
     AuthError,
     FlowStateNotFound,
@@ -42,16 +42,17 @@ from madbase.protocol.auth.errors import (
     UnexpectedFailure,
     UserBanned,
 )
-from madbase.protocol.auth.mail_sql import TokenSlot
-from madbase.protocol.auth.mail_steps import (
+from madbase.protocol.auth.mail import sql as mail_sql
+from madbase.protocol.auth.mail.sql import TokenSlot
+from madbase.protocol.auth.mail.steps import (
     PKCE_PREFIX,
     find_token_user,
     pkce_method,
     redirect_url,
     sent_at,
 )
-from madbase.protocol.auth.pkce import issue_auth_code, pkce_redirect_url
 from madbase.protocol.auth.refresh import new_refresh_token
+from madbase.protocol.auth.session.pkce import issue_auth_code, pkce_redirect_url
 from madbase.protocol.auth.steps import (
     UUID_BYTES,
     AuthSettings,

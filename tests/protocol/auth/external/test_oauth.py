@@ -26,10 +26,10 @@ from madbase.protocol.auth import (
     HttpResponse,
     ProviderConfig,
     RunTransaction,
-    auth_flow,
 )
-from madbase.protocol.auth.idtoken import unverified_issuer, verify_id_token
-from madbase.protocol.auth.pkce import (
+from madbase.protocol.auth.external.idtoken import unverified_issuer, verify_id_token
+from madbase.protocol.auth.flows import auth_flow
+from madbase.protocol.auth.session.pkce import (
     FlowStateRow,
     check_flow_state,
     decode_flow_state,

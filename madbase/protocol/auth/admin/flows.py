@@ -25,8 +25,9 @@ from urllib.parse import parse_qsl
 
 import attrs
 
-from madbase.protocol.auth import admin_sql, mfa_sql, sql
-from madbase.protocol.auth.admin_params import (
+from madbase.protocol.auth import sql
+from madbase.protocol.auth.admin import sql as admin_sql
+from madbase.protocol.auth.admin.params import (
     AdminUserParams,
     link_header,
     parse_admin_user,
@@ -42,7 +43,8 @@ from madbase.protocol.auth.errors import (
     UserNotFound,
     ValidationFailed,
 )
-from madbase.protocol.auth.factors import amr_method, find_factor
+from madbase.protocol.auth.mfa import sql as mfa_sql
+from madbase.protocol.auth.mfa.steps import amr_method, find_factor
 from madbase.protocol.auth.passwords import HashScheme, check_password_strength, hash_scheme
 from madbase.protocol.auth.steps import (
     UNIQUE_VIOLATION,

@@ -1,4 +1,4 @@
-"""Steps on a user's MFA factors shared by `/factors` (`mfa`) and the admin factor routes."""
+"""Steps on a user's MFA factors shared by `/factors` (`mfa.flows`) and the admin factor routes."""
 
 from __future__ import annotations
 

@@ -9,9 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 
-from madbase.protocol.auth import otp_token_hash
-from tests.protocol.auth.test_flows import SECRET, Answer, Run, drive, rand, tx
-from tests.protocol.auth.test_mail_flows import (
+from madbase.protocol.auth.validate import otp_token_hash
+from tests.protocol.auth.mail.test_flows import (
     EMAIL,
     LONG_AGO,
     MAIL_SETTINGS,
@@ -23,6 +22,7 @@ from tests.protocol.auth.test_mail_flows import (
     token_row,
     user,
 )
+from tests.protocol.auth.test_flows import SECRET, Answer, Run, drive, rand, tx
 
 # --- POST /verify --------------------------------------------------------------------------------
 
