@@ -5,7 +5,7 @@ commands it yields and their answers, the settings, the family error and the rat
 flows live in feature subpackages, each imported only inside `madbase.protocol.auth` (and by
 tests of its internals):
 
-    session/   the /token grant bodies, PKCE flow state and the pkce grant
+    session/   POST /token (password, refresh_token, pkce grants) and /logout, PKCE flow state
     mail/      mailed and texted tokens: /otp, /magiclink, /recover, /resend, /reauthenticate,
                /verify, /invite, /admin/generate_link, the templates and their SQL
     mfa/       /factors: TOTP enrolment, challenge and verification, the QR code, their SQL
@@ -14,7 +14,8 @@ tests of its internals):
 
 The modules beside them are the core every feature shares: `errors` and `error_response`,
 `limits`, `body` and `validate`, `passwords`, `tokens`, `refresh`, `sql`, `steps` (the commands
-and shared steps), `outbound`, `ratelimit`, and `flows` (the entry point and router).
+and shared steps), `outbound`, `ratelimit`, and `flows` (the entry point and router, health,
+settings, sign-up and the user).
 """
 
 from __future__ import annotations
