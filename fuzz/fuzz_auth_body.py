@@ -15,20 +15,21 @@ import json
 import sys
 from collections.abc import Callable
 
-from madbase.protocol.auth import (
-    AuthError,
-    AuthLimits,
+from madbase.protocol.auth import AuthError, AuthLimits
+from madbase.protocol.auth.error_response import render_auth_error
+from madbase.protocol.auth.session.grants import (
     parse_challenge_factor,
     parse_enroll_factor,
+    parse_token_request,
+    parse_verify_factor,
+)
+from madbase.protocol.auth.validate import (
     parse_otp,
     parse_recover,
     parse_resend,
     parse_signup,
-    parse_token_request,
     parse_user_update,
     parse_verify,
-    parse_verify_factor,
-    render_auth_error,
 )
 
 SETTINGS = (

@@ -19,8 +19,7 @@ import attrs
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from madbase.protocol.auth import PROVIDERS, ProviderConfig
-from madbase.protocol.auth.ratelimit import parse_networks
+from madbase.protocol.auth import PROVIDERS, ProviderConfig, parse_networks
 
 __all__ = [
     "AuthConfig",

@@ -38,6 +38,8 @@ from madbase.protocol.auth import (
     HttpRequest,
     HttpResponse,
     MailSettings,
+    RateLimiter,
+    RateLimits,
     RunTransaction,
     SendMail,
     SendSms,
@@ -45,7 +47,6 @@ from madbase.protocol.auth import (
     auth_answer,
     hash_scheme,
 )
-from madbase.protocol.auth.ratelimit import RateLimiter, RateLimits
 from madbase.protocol.http import Dispatch, Request, Response
 from madbase.runtime.db import Pool
 from madbase.runtime.mailer import Mailer, MailerError, SmsSender

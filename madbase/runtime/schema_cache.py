@@ -30,11 +30,12 @@ import attrs
 import trio
 
 from madbase.protocol.http import JsonValue
-from madbase.protocol.rest.schema import (
+from madbase.protocol.rest import (
     SchemaPayloadError,
     SchemaSnapshot,
+    introspection_transaction,
+    snapshot_from_json,
 )
-from madbase.protocol.rest.schema_load import introspection_transaction, snapshot_from_json
 from madbase.runtime.db import Connection, DbError, DbTimeout, DbUnavailable, Pool
 
 __all__ = ["SchemaCache", "SchemaCacheStatistics", "SchemaLoadError"]

@@ -31,11 +31,12 @@ from madbase.protocol.auth import (
     BearerVerifier,
     ExternalSettings,
     MailSettings,
+    RateLimits,
+    parse_networks,
     parse_required_characters,
     token_roles,
     token_roles_statement,
 )
-from madbase.protocol.auth.ratelimit import RateLimits, parse_networks
 from madbase.protocol.http import Service
 from madbase.protocol.rest import RestLimits
 from madbase.protocol.sql import DbError, Transaction

@@ -16,7 +16,7 @@ import trio
 from supabase_auth.errors import AuthApiError
 
 from madbase.config import Config
-from madbase.protocol.auth.totp import decode_secret, totp_at
+from madbase.protocol.auth.mfa.totp import decode_secret, totp_at
 from madbase.runtime.http import HttpServer
 from madbase.runtime.serve import open_project
 from tests.conftest import PgServer

@@ -20,14 +20,9 @@ import psycopg
 import pytest
 
 from madbase.config import DbSettings
-from madbase.protocol.auth import (
-    AuthLimits,
-    MailKind,
-    MailSettings,
-    SendMail,
-    SendSms,
-    otp_token_hash,
-)
+from madbase.protocol.auth import AuthLimits, MailSettings, SendMail, SendSms
+from madbase.protocol.auth.mail.messages import MailKind
+from madbase.protocol.auth.validate import otp_token_hash
 from madbase.protocol.http import Dispatch, Request, Response, Service
 from madbase.runtime.auth import AuthService
 from madbase.runtime.db import Pool

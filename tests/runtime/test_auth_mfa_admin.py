@@ -9,7 +9,7 @@ from typing import Any
 import jwt
 import pytest
 
-from madbase.protocol.auth.totp import decode_secret, totp_at
+from madbase.protocol.auth.mfa.totp import decode_secret, totp_at
 from tests.runtime.test_auth_service import SECRET, Auth, auth, body
 
 __all__ = ["auth"]  # the fixture, imported for pytest

@@ -13,7 +13,8 @@ import psycopg
 import pytest
 
 from madbase.config import DbSettings
-from madbase.protocol.auth import DUMMY_HASH, AuthLimits, SendMail
+from madbase.protocol.auth import AuthLimits, SendMail
+from madbase.protocol.auth.flows import DUMMY_HASH
 from madbase.protocol.http import Dispatch, Request, Response, Service
 from madbase.runtime.auth import AuthService
 from madbase.runtime.db import Pool

@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from madbase.config import Config, SmtpSettings
-from madbase.protocol.auth import MailKind, SendMail, SendSms
+from madbase.protocol.auth import SendMail, SendSms
+from madbase.protocol.auth.mail.messages import MailKind
 from madbase.runtime.mailer import MailerError, OutboxMailer, SmtpMailer
 from madbase.runtime.serve import mailer_for
 

@@ -8,77 +8,44 @@ auth flows and psycopg's generators do. The flow finishes with the `Response` (i
 finishing with an `AuthAnswer`, which adds, for a 5xx, the cause the runtime logs (a database
 error's SQLSTATE, message and statement) and the client never sees.
 
-This module answers health, settings, sign-up, the token grants, the user and logout. Other
-endpoint modules each export a router, `route(request, path, settings, now=...) -> Flow | None`
-(None: not mine), listed in `_ROUTERS`; they share the steps in `steps`, never each other.
-
-Each grant costs as few round trips as it can: the password grant reads the user in one
-transaction and writes session, AMR claim, refresh token, sign-in time and audit entry in a second;
-a refresh reads token, user, session and the active token in one and rotates in a second.
-
-An unknown email and a wrong password give the same error after the same work: a missing user is
-checked against `DUMMY_HASH`, an argon2id hash with the runtime's parameters.
+This module answers health, settings, sign-up and the user. The endpoint modules of the feature
+subpackages (`session.flows`, `mfa.flows`, `admin.flows`, `external.oauth`, `mail.verify`,
+`mail.flows`, `mail.admin`) each export a router, `route(request, path, settings, now=...) ->
+Flow | None` (None: not mine), listed in `_ROUTERS`; they share the steps in `steps`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Final, TypeAlias, assert_never, final
+from typing import Final, TypeAlias, final
 
 import attrs
 
-from madbase.protocol.auth import (
-    admin,
-    admin_sql,
-    mail_admin,
-    mail_flows,
-    mail_sql,
-    mail_steps,
-    mfa,
-    oauth,
-    sql,
-    verify_flows,
-)
+from madbase.protocol.auth import sql
+from madbase.protocol.auth.admin import flows as admin
+from madbase.protocol.auth.admin import sql as admin_sql
 from madbase.protocol.auth.error_response import auth_api_version, render_auth_error
 from madbase.protocol.auth.errors import (
     AuthError,
-    EmailNotConfirmed,
-    InvalidCredentials,
     NotAdmin,
     PhoneExists,
-    PhoneNotConfirmed,
     SamePassword,
     UnexpectedFailure,
     UserAlreadyExists,
-    UserBanned,
     UserNotFound,
-    ValidationFailed,
 )
-from madbase.protocol.auth.grants import (
-    IdTokenGrant,
-    LogoutScope,
-    PasswordGrant,
-    PkceGrant,
-    RefreshTokenGrant,
-    parse_logout_scope,
-    parse_token_request,
-)
-from madbase.protocol.auth.idtoken import id_token_grant
-from madbase.protocol.auth.passwords import (
-    needs_rehash,
-    password_weakness,
-)
-from madbase.protocol.auth.pkce import pkce_grant
+from madbase.protocol.auth.external import oauth
+from madbase.protocol.auth.mail import admin as mail_admin
+from madbase.protocol.auth.mail import flows as mail_flows
+from madbase.protocol.auth.mail import sql as mail_sql
+from madbase.protocol.auth.mail import steps as mail_steps
+from madbase.protocol.auth.mail import verify as verify_flows
+from madbase.protocol.auth.mfa import flows as mfa
 from madbase.protocol.auth.refresh import (
-    RefreshTokenRow,
-    Refuse,
-    ReturnCurrent,
-    RevokeFamily,
-    Rotate,
-    decide_refresh,
     new_refresh_token,
 )
+from madbase.protocol.auth.session import flows as session_flows
 from madbase.protocol.auth.steps import (
     DUMMY_HASH,
     UNIQUE_VIOLATION,
@@ -101,7 +68,6 @@ from madbase.protocol.auth.steps import (
     run,
     session_body,
     session_statements,
-    start_session,
     try_run,
     uuids,
 )
@@ -139,13 +105,12 @@ _HEALTH: Final[JsonObject] = {
 }
 # GoTrue's JWT_ADMIN_GROUP_NAME default: users with this role may update their own app_metadata.
 _ADMIN_GROUP: Final = "admin"
-# A concurrent refresh of the same token makes the rotation match no row; read again, a few times.
-_ROTATION_ATTEMPTS: Final = 3
 
 
 # Routers of the other endpoint modules, tried in order after this module's own routes.
 Router: TypeAlias = Callable[..., "Flow[Response] | None"]
 _ROUTERS: Final[tuple[Router, ...]] = (
+    session_flows.route,
     mfa.route,
     admin.route,
     oauth.route,
@@ -214,15 +179,11 @@ def _route(request: Request, path: str, settings: AuthSettings, *, now: datetime
             return json_response(200, _settings(settings))
         case ("POST", "/signup"):
             return (yield from _signup(request, settings, now=now))
-        case ("POST", "/token"):
-            return (yield from _token(request, settings, now=now))
         case ("GET", "/user"):
             user, _ = yield from authenticate(request, settings, now=now)
             return json_response(200, render_user(user))
         case ("PUT", "/user"):
             return (yield from _update_user(request, settings, now=now))
-        case ("POST", "/logout"):
-            return (yield from _logout(request, settings, now=now))
     for router in _ROUTERS:
         flow = router(request, path, settings, now=now)
         if flow is not None:
@@ -370,126 +331,7 @@ def _signup(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[
     return session_body(user, session, token, settings, now=now)
 
 
-# --- POST /token -------------------------------------------------------------------------------
-
-
-def _token(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
-    grant = parse_token_request(request.query_param("grant_type"), request.body, settings.limits)
-    match grant:
-        case PasswordGrant():
-            return (yield from _password_grant(grant, request, settings, now=now))
-        case RefreshTokenGrant():
-            return (yield from _refresh_grant(grant, request, settings, now=now))
-        case PkceGrant():
-            return (yield from pkce_grant(grant, request, settings, now=now))
-        case IdTokenGrant():
-            return (yield from id_token_grant(grant, request, settings, now=now))
-        case _:
-            assert_never(grant)
-
-
-def _password_grant(
-    grant: PasswordGrant, request: Request, settings: AuthSettings, *, now: datetime
-) -> Flow[Response]:
-    lookup = sql.user_by_email(grant.email) if grant.email else sql.user_by_phone(grant.phone or "")
-    (found,) = yield from run(lookup, read_only=True)
-    user = sql.decode_user(first(found))
-    stored = user.encrypted_password if user is not None else None
-    # Same work whether or not the user (or its password) exists.
-    ok = yield from check_password(stored or DUMMY_HASH, grant.password)
-    if user is None or not stored or not ok:
-        raise InvalidCredentials
-    if user.is_banned(now=now):
-        raise UserBanned(status=400)
-    if grant.email and user.email_confirmed_at is None:
-        raise EmailNotConfirmed
-    if grant.phone and user.phone_confirmed_at is None:
-        raise PhoneNotConfirmed
-    statements: list[Statement] = []
-    if needs_rehash(stored):
-        statements.append(
-            sql.set_password(user.id, (yield from hash_password(grant.password)), now=None)
-        )
-    random = yield from draw_random(3 * UUID_BYTES + 8)
-    session_id, claim_id, audit_id = uuids(random, 3)
-    token = new_refresh_token(random[3 * UUID_BYTES :])
-    provider = "email" if grant.email else "phone"
-    login = audit(
-        user.id,
-        "login",
-        "account",
-        entry_id=audit_id,
-        request=request,
-        now=now,
-        traits={"provider": provider},
-    )
-    fresh, session = yield from start_session(
-        user,
-        method="password",
-        provider=provider,
-        ids=[session_id, claim_id],
-        token=token,
-        request=request,
-        now=now,
-        before=tuple(statements),
-        after=(login,),
-    )
-    if fresh is None:  # deleted between the lookup and the sign-in
-        raise InvalidCredentials
-    try:
-        weak = password_weakness(grant.password, settings.limits)
-    except ValidationFailed:
-        # GoTrue reports only weakness at sign-in; the password already matched its hash.
-        weak = None
-    return session_body(fresh, session, token, settings, now=now, weak=weak)
-
-
-def _refresh_grant(
-    grant: RefreshTokenGrant, request: Request, settings: AuthSettings, *, now: datetime
-) -> Flow[Response]:
-    for _ in range(_ROTATION_ATTEMPTS):
-        (row,) = yield from run(sql.refresh_token_state(grant.refresh_token), read_only=True)
-        token: RefreshTokenRow | None = None
-        user: User | None = None
-        session: Session | None = None
-        active: RefreshTokenRow | None = None
-        if row.rows:
-            raw_token, raw_user, raw_session, raw_active = row.rows[0]
-            token = sql.decode_refresh_token(raw_token)
-            user = sql.decode_user(raw_user)
-            session = sql.decode_session(raw_session)
-            active = sql.decode_refresh_token(raw_active)
-        decision = decide_refresh(
-            token, user=user, session=session, active=active, limits=settings.limits, now=now
-        )
-        match decision:
-            case Refuse(error=error, destroy_token_id=destroy):
-                if destroy is not None:
-                    yield from run(sql.delete_refresh_token(destroy))
-                raise error
-            case RevokeFamily(session_id=session_id, error=error):
-                yield from run(sql.revoke_session_tokens(session_id, now=now))
-                raise error
-            case ReturnCurrent(token=current):
-                assert user is not None
-                assert session is not None
-                return session_body(user, session, current.token, settings, now=now)
-            case Rotate(session_id=session_id, parent=parent):
-                assert user is not None
-                assert session is not None
-                child = new_refresh_token((yield from draw_random(8)))
-                rotated, _ = yield from run(
-                    sql.rotate_refresh_token(
-                        parent=parent, token=child, session_id=session_id, now=now
-                    ),
-                    sql.touch_session(session_id, now=now),
-                )
-                if rotated.rows:
-                    return session_body(user, session, child, settings, now=now)
-    raise UnexpectedFailure("refresh token rotation kept conflicting")
-
-
-# --- GET/PUT /user, POST /logout -----------------------------------------------------------------
+# --- GET/PUT /user -----------------------------------------------------------------------------
 
 
 def _update_user(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
@@ -552,25 +394,3 @@ def _is_admin(user: User, settings: AuthSettings) -> bool:
     `admin` by default) may set its own app_metadata.
     """
     return user.aud == settings.limits.audience and user.role == _ADMIN_GROUP
-
-
-def _logout(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
-    scope = parse_logout_scope(request.query_param("scope"))
-    # A token whose session (or user) is gone already: 403 as GoTrue's middleware answers, which
-    # supabase-js takes as signed out.
-    user, session = yield from authenticate(request, settings, now=now, refuse_banned=False)
-    subject = user.id
-    match scope:
-        case LogoutScope.GLOBAL:
-            delete = sql.delete_sessions(subject, only=None, keep=None)
-        case LogoutScope.LOCAL:
-            delete = sql.delete_sessions(subject, only=session or sql.NIL_UUID, keep=None)
-        case LogoutScope.OTHERS:
-            delete = sql.delete_sessions(subject, only=None, keep=session or sql.NIL_UUID)
-        case _:
-            assert_never(scope)
-    (audit_id,) = uuids((yield from draw_random(UUID_BYTES)), 1)
-    yield from run(
-        delete, audit(subject, "logout", "account", entry_id=audit_id, request=request, now=now)
-    )
-    return Response(status=204)

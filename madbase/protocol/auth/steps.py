@@ -8,7 +8,7 @@ and is sent the result. The commands and what the runtime sends back:
     CheckPassword(...)     -> bool                       (by the hash's scheme)
     DrawRandom(size)       -> bytes                      (from a CSPRNG)
     HttpRequest(...)       -> HttpResponse | HttpFailure (to an OAuth provider, see `outbound`)
-    SendMail(...)          -> None | str                 (delivered, or why not; see `mail`)
+    SendMail(...)          -> None | str                 (delivered, or why not; see `mail.messages`)
     SendSms(...)           -> str | SmsNotSent           (the message id, or why not)
 
 The helpers here (`run`, `draw_random`, `authenticate`, `session_body`, ...) are the steps the
@@ -37,14 +37,14 @@ from madbase.protocol.auth.errors import (
     UserNotFound,
     WeakPassword,
 )
+from madbase.protocol.auth.external.providers import ExternalSettings
 from madbase.protocol.auth.limits import AuthLimits
-from madbase.protocol.auth.mail import MailSettings, SendMail, SendSms
+from madbase.protocol.auth.mail.messages import MailSettings, SendMail, SendSms
 from madbase.protocol.auth.outbound import HttpRequest
 from madbase.protocol.auth.passwords import (
     CheckPassword,
     HashPassword,
 )
-from madbase.protocol.auth.providers import ExternalSettings
 from madbase.protocol.auth.tokens import (
     AmrClaim,
     Session,
@@ -131,7 +131,7 @@ class AuthSettings:
     autoconfirm: bool = True
     # GoTrue's URI_ALLOW_LIST: where `redirect_to` may point besides the site URL (globs).
     uri_allow_list: tuple[str, ...] = ()
-    # OAuth/OIDC providers and flow-state settings (see `providers`).
+    # OAuth/OIDC providers and flow-state settings (see `external.providers`).
     external: ExternalSettings = attrs.field(factory=ExternalSettings)
     # Links, redirect allow list, OTP expiry and resend interval of the mailing flows.
     mail: MailSettings = attrs.field(factory=MailSettings)

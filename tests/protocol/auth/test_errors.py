@@ -8,17 +8,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import madbase.protocol.auth as auth
-from madbase.protocol.auth import (
-    AuthError,
+from madbase.protocol.auth import AuthError, errors
+from madbase.protocol.auth.error_response import (
+    auth_api_version,
+    auth_error_class,
+    render_auth_error,
+)
+from madbase.protocol.auth.errors import (
     OAuthRequestError,
     SessionExpired,
     UnexpectedFailure,
     ValidationFailed,
     WeakPassword,
-    auth_api_version,
-    auth_error_class,
-    render_auth_error,
 )
 from madbase.protocol.http import ProtocolError
 
@@ -86,7 +87,7 @@ SPEC_CODES = {
 ALL_CLASSES = sorted(
     (
         value
-        for value in vars(auth).values()
+        for value in vars(errors).values()
         if isinstance(value, type) and issubclass(value, AuthError) and value.error_code
     ),
     key=lambda cls: cls.error_code,

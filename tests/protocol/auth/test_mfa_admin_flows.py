@@ -17,9 +17,9 @@ from madbase.protocol.auth import (
     DrawRandom,
     HashPassword,
     RunTransaction,
-    new_refresh_token,
 )
-from madbase.protocol.auth.totp import encode_secret, totp_at
+from madbase.protocol.auth.mfa.totp import encode_secret, totp_at
+from madbase.protocol.auth.refresh import new_refresh_token
 from madbase.protocol.sql import DbError, DbResult
 from tests.protocol.auth.test_flows import (
     NOW,

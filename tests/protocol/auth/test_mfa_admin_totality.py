@@ -12,8 +12,9 @@ from urllib.parse import quote
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from madbase.protocol.auth import AuthCommand, DrawRandom, HashPassword, RunTransaction, auth_flow
-from madbase.protocol.auth.totp import totp_at
+from madbase.protocol.auth import AuthCommand, DrawRandom, HashPassword, RunTransaction
+from madbase.protocol.auth.flows import auth_flow
+from madbase.protocol.auth.mfa.totp import totp_at
 from madbase.protocol.sql import DbResult
 from tests.protocol.auth.test_flows import (
     NOW,

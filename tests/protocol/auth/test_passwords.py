@@ -9,14 +9,11 @@ from madbase.protocol.auth import (
     CheckPassword,
     HashPassword,
     HashScheme,
-    ValidationFailed,
-    WeakPassword,
-    check_password_strength,
     hash_scheme,
-    needs_rehash,
     parse_required_characters,
-    password_weakness,
 )
+from madbase.protocol.auth.errors import ValidationFailed, WeakPassword
+from madbase.protocol.auth.passwords import check_password_strength, needs_rehash, password_weakness
 
 GROUPS = parse_required_characters(
     "abcdefghijklmnopqrstuvwxyz:ABCDEFGHIJKLMNOPQRSTUVWXYZ:0123456789"

@@ -8,29 +8,28 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from madbase.protocol.auth import (
-    REFRESH_TOKEN_RANDOM_BYTES,
-    Aal,
-    AuthLimits,
-    Factor,
-    RefreshDecision,
+from madbase.protocol.auth import AuthLimits
+from madbase.protocol.auth.errors import (
     RefreshTokenAlreadyUsed,
     RefreshTokenNotFound,
+    SessionExpired,
+    SessionNotFound,
+    UserBanned,
+)
+from madbase.protocol.auth.refresh import (
+    REFRESH_TOKEN_RANDOM_BYTES,
+    RefreshDecision,
     RefreshTokenRow,
     Refuse,
     ReturnCurrent,
     RevokeFamily,
     Rotate,
-    Session,
-    SessionExpired,
-    SessionNotFound,
-    User,
-    UserBanned,
     check_session,
     decide_refresh,
     last_refreshed_at,
     new_refresh_token,
 )
+from madbase.protocol.auth.tokens import Aal, Factor, Session, User
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)

@@ -8,15 +8,15 @@ from datetime import UTC, datetime, timedelta, timezone
 import jwt
 import pytest
 
-from madbase.protocol.auth import (
+from madbase.protocol.auth import AuthLimits
+from madbase.protocol.auth.errors import WeakPassword
+from madbase.protocol.auth.tokens import (
     Aal,
     AmrClaim,
-    AuthLimits,
     Factor,
     Identity,
     Session,
     User,
-    WeakPassword,
     access_token_claims,
     format_timestamp,
     issue_access_token,

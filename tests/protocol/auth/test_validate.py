@@ -11,23 +11,21 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from madbase.protocol.auth import (
+from madbase.protocol.auth import AuthError, AuthLimits
+from madbase.protocol.auth.body import parse_json_object
+from madbase.protocol.auth.errors import BadJson, RequestEntityTooLarge
+from madbase.protocol.auth.validate import (
     AnonymousSignupRequest,
-    AuthError,
-    AuthLimits,
-    BadJson,
     CodeChallengeMethod,
     OtpRequest,
     PkceChallenge,
     RecoverRequest,
-    RequestEntityTooLarge,
     ResendRequest,
     SignupRequest,
     UserUpdateRequest,
     VerifyRequest,
     format_phone,
     otp_token_hash,
-    parse_json_object,
     parse_otp,
     parse_recover,
     parse_resend,
