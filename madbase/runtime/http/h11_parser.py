@@ -1,10 +1,12 @@
 """The h11 `RequestParser`: pure Python, always available.
 
-h11 bounds a head that arrives in pieces (`max_incomplete_event_size`); a head arriving whole, a
-long request line and the body are bounded here. h11 accepts some shapes llhttp refuses and that
-a proxy in front of us could read differently (request smuggling); they are refused here before
-h11 parses the head, so both parsers answer them alike: obsolete line folding, bare LF line ends,
-a repeated Content-Length, Content-Length together with Transfer-Encoding.
+h11 reads requests only: responses are framed by `madbase.protocol.http` for both parsers, and
+each keep-alive cycle starts a fresh `h11.Connection` over the bytes already received. h11
+bounds a head that arrives in pieces (`max_incomplete_event_size`); a head arriving whole, a long
+request line and the body are held to `HttpLimits` by the protocol's checks. h11 accepts some
+shapes llhttp refuses and that a proxy in front of us could read differently (request
+smuggling); `check_head_bytes` refuses them before h11 parses the head, so both parsers answer
+them alike, as it does Content-Length together with Transfer-Encoding.
 """
 
 from __future__ import annotations
@@ -14,32 +16,39 @@ from typing import Final, final
 
 import h11
 
-from madbase.config import HttpSettings
-from madbase.protocol.http import Request, Response
-from madbase.runtime.http_parse import (
-    ParsedRequest,
+from madbase.protocol.http import (
+    HttpLimits,
     Refusal,
+    Request,
+    Response,
+    check_body_length,
+    check_head_bytes,
+    check_head_size,
+    check_request_line,
     frame_response,
     keep_alive_requested,
-    reason_phrase,
     refusal_response,
+    serialize_response,
 )
+from madbase.runtime.http.parser import ParsedRequest
 
 __all__ = ["H11Parser"]
 
 # Where h11 ends a head: an empty line, CRLF or bare LF.
 _HEAD_END: Final = re.compile(rb"\n\r?\n")
-_CONTENT_LENGTH_LINE: Final = re.compile(rb"\ncontent-length[ \t]*:", re.IGNORECASE)
 
 
 @final
 class H11Parser:
     """One connection's h11 state, fed by the server."""
 
-    def __init__(self, settings: HttpSettings, client: str | None) -> None:
-        self._settings = settings
+    def __init__(self, limits: HttpLimits, client: str | None) -> None:
+        self._limits = limits
         self._client = client
-        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=settings.max_head_bytes)
+        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_head_bytes)
+        # A response was sent for the current request (no refusal can follow it).
+        self._answered = False
+        self._deferred: Refusal | None = None
         self._head: h11.Request | None = None
         self._body = bytearray()
         self._first_line_seen = False
@@ -70,46 +79,43 @@ class H11Parser:
         if not self._first_line_seen:
             self._line_bytes += len(data)
             self._first_line_seen = b"\n" in data
-            if (
-                not self._first_line_seen
-                and self._line_bytes > self._settings.max_request_line_bytes
-            ):
-                raise Refusal(414, "request line too long")
+            if not self._first_line_seen:
+                check_request_line(self._line_bytes, self._limits)
         try:
             self._conn.receive_data(data)
         except h11.RemoteProtocolError as err:
             raise Refusal(err.error_status_hint, str(err)) from None
 
     def next_request(self) -> ParsedRequest | None:
-        settings = self._settings
+        limits = self._limits
+        if self._deferred is not None:
+            refusal, self._deferred = self._deferred, None
+            raise refusal
         while True:
             if self._head is None and self._unchecked:
                 self._check_raw_head()
             try:
                 event = self._conn.next_event()
             except h11.RemoteProtocolError as err:
-                if not self._first_line_seen and self._line_bytes > settings.max_request_line_bytes:
-                    raise Refusal(414, "request line too long") from None
+                if not self._first_line_seen:
+                    check_request_line(self._line_bytes, limits)
                 raise Refusal(err.error_status_hint, str(err)) from None
             if event is h11.NEED_DATA:
                 return None
             if isinstance(event, h11.Request):
                 self._head = event
-                if len(event.target) > settings.max_request_line_bytes:
-                    raise Refusal(414, "request line too long")
+                check_request_line(len(event.target), limits)
                 # h11 bounds only a head that arrives in pieces; one arriving whole is checked here.
-                if sum(len(k) + len(v) + 4 for k, v in event.headers) > settings.max_head_bytes:
-                    raise Refusal(431, "request headers too large")
+                check_head_size(sum(len(k) + len(v) + 4 for k, v in event.headers), limits)
                 lengths = [v for k, v in event.headers if k == b"content-length"]
                 if lengths and any(k == b"transfer-encoding" for k, _ in event.headers):
                     raise Refusal(400, "Content-Length with Transfer-Encoding")
                 length = int(lengths[0]) if lengths else None  # h11 checked the digits
-                if length is not None and length > settings.max_body_bytes:
-                    raise Refusal(413, "request body too large")
+                if length is not None:
+                    check_body_length(length, limits)
             elif isinstance(event, h11.Data):
                 self._body += event.data
-                if len(self._body) > settings.max_body_bytes:
-                    raise Refusal(413, "request body too large")
+                check_body_length(len(self._body), limits)
             elif isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
                 # PAUSED: a request asking to switch protocols; h11 holds the rest, we decide.
                 return self._complete()
@@ -126,13 +132,7 @@ class H11Parser:
         self._raw = bytearray()
         self._scanned = 0
         self._unchecked = False
-        # Plain substring counts first: this runs on every request of the h11 path.
-        if b"\n " in head or b"\n\t" in head:
-            raise Refusal(400, "obsolete line folding in the head")
-        if head.count(b"\n") != head.count(b"\r\n"):
-            raise Refusal(400, "bare LF in the head")
-        if len(_CONTENT_LENGTH_LINE.findall(head)) > 1:
-            raise Refusal(400, "repeated Content-Length")
+        check_head_bytes(head)
 
     def _complete(self) -> ParsedRequest:
         head = self._head
@@ -165,35 +165,37 @@ class H11Parser:
         return conn.send(h11.InformationalResponse(status_code=100, headers=[]))
 
     def response(self, method: str, response: Response, *, keep_alive: bool, date: str) -> bytes:
-        conn = self._conn
         headers, body = frame_response(method, response, keep_alive=keep_alive, date=date)
-        status = response.status
-        data = (
-            conn.send(
-                h11.Response(
-                    status_code=status, headers=headers, reason=reason_phrase(status).encode()
-                )
-            )
-            or b""
-        )
-        if body:
-            data += conn.send(h11.Data(data=body)) or b""
-        data += conn.send(h11.EndOfMessage()) or b""
-        if keep_alive:
-            conn.start_next_cycle()
-            self._head = None
-            self._body = bytearray()
-            self._first_line_seen = False
-            self._line_bytes = 0
-            self._raw = bytearray(self._conn.trailing_data[0])
-            self._scanned = 0
-            self._started = self._unchecked = bool(self._raw)
+        data = serialize_response(response.status, headers, body)
+        self.answered(keep_alive=keep_alive)
         return data
 
+    def answered(self, *, keep_alive: bool) -> None:
+        self._answered = True
+        if keep_alive:
+            self._next_cycle()
+
+    def _next_cycle(self) -> None:
+        """Read the next request from the bytes already received, on a fresh h11 state."""
+        trailing = self._conn.trailing_data[0]
+        self._conn = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self._limits.max_head_bytes
+        )
+        self._answered = False
+        self._head = None
+        self._body = bytearray()
+        self._first_line_seen = False
+        self._line_bytes = 0
+        self._raw = bytearray()
+        self._scanned = 0
+        self._started = self._unchecked = False
+        if trailing:
+            try:
+                self.receive_data(bytes(trailing))
+            except Refusal as refusal:
+                self._deferred = refusal  # raised by the next `next_request`
+
     def refusal(self, status: int, date: str) -> bytes | None:
-        if self._conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        if self._answered:
             return None
-        try:
-            return self.response("GET", refusal_response(status), keep_alive=False, date=date)
-        except h11.LocalProtocolError:
-            return None
+        return self.response("GET", refusal_response(status), keep_alive=False, date=date)

@@ -24,16 +24,21 @@ from typing import Final, final
 import attrs
 import httptools
 
-from madbase.config import HttpSettings
-from madbase.protocol.http import Request, Response
-from madbase.runtime.http_parse import (
-    ParsedRequest,
+from madbase.protocol.http import (
+    HttpLimits,
     Refusal,
+    Request,
+    Response,
+    check_body_length,
+    check_head_size,
+    check_request_line,
     frame_response,
+    is_websocket_handshake,
     keep_alive_requested,
     refusal_response,
     serialize_response,
 )
+from madbase.runtime.http.parser import ParsedRequest
 
 __all__ = ["HttptoolsParser"]
 
@@ -47,8 +52,8 @@ _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 class HttptoolsParser:
     """One connection's llhttp state, fed by the server."""
 
-    def __init__(self, settings: HttpSettings, client: str | None) -> None:
-        self._settings = settings
+    def __init__(self, limits: HttpLimits, client: str | None) -> None:
+        self._limits = limits
         self._client = client
         self._parser = httptools.HttpRequestParser(self)
         self._ready: deque[ParsedRequest] = deque()
@@ -127,16 +132,20 @@ class HttptoolsParser:
             # llhttp hands over partial tokens at the end of each chunk; httptools keeps a header
             # value until it is complete, so the head is bounded by the bytes it came in.
             self._streamed += len(chunk)
-            if (
-                self._streamed
-                > self._settings.max_head_bytes + self._settings.max_request_line_bytes
-            ):
+            limits = self._limits
+            if self._streamed > limits.max_head_bytes + limits.max_request_line_bytes:
                 self._error = Refusal(431, "request headers too large")
                 self._pending = memoryview(b"")
 
     def _refuse(self, status: int, reason: str) -> Refusal:
         self._error = Refusal(status, reason)
         return self._error
+
+    def _check(self, refusal: Refusal) -> Refusal:
+        """Keep the first refusal of the protocol's checks (raised inside a callback)."""
+        if self._error is None:
+            self._error = refusal
+        return refusal
 
     # llhttp callbacks, called inside feed_data.
 
@@ -154,15 +163,19 @@ class HttptoolsParser:
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        if len(self._url) > self._settings.max_request_line_bytes:
-            raise self._refuse(414, "request line too long")
+        try:
+            check_request_line(len(self._url), self._limits)
+        except Refusal as refusal:
+            raise self._check(refusal) from None
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._headers_done:
             return  # a trailer of a chunked body: dropped, as h11 does
         self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > self._settings.max_head_bytes:
-            raise self._refuse(431, "request headers too large")
+        try:
+            check_head_size(self._head_bytes, self._limits)
+        except Refusal as refusal:
+            raise self._check(refusal) from None
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1").rstrip(" \t")
         if key == "content-length":
@@ -182,16 +195,21 @@ class HttptoolsParser:
         hosts = sum(1 for key, _ in self._headers if key == "host")
         if hosts > 1 or (hosts == 0 and version == "1.1"):
             raise self._refuse(400, "HTTP/1.1 needs exactly one Host header")
-        if self._length is not None and self._length > self._settings.max_body_bytes:
-            raise self._refuse(413, "request body too large")
+        if self._length is not None:
+            try:
+                check_body_length(self._length, self._limits)
+            except Refusal as refusal:
+                raise self._check(refusal) from None
         self._expects_continue = version == "1.1" and any(
             key == "expect" and value.lower() == "100-continue" for key, value in self._headers
         )
 
     def on_body(self, body: bytes) -> None:
         self._body += body
-        if len(self._body) > self._settings.max_body_bytes:
-            raise self._refuse(413, "request body too large")
+        try:
+            check_body_length(len(self._body), self._limits)
+        except Refusal as refusal:
+            raise self._check(refusal) from None
 
     def on_message_complete(self) -> None:
         self._in_message = False
@@ -221,7 +239,7 @@ class HttptoolsParser:
 
     def _start_upgrade_body(self) -> None:
         parsed = self._ready[-1]
-        if _is_websocket_handshake(parsed.request) or not (self._chunked or self._length):
+        if is_websocket_handshake(parsed.request) or not (self._chunked or self._length):
             return
         self._held = self._ready.pop()
         framing = (
@@ -229,7 +247,7 @@ class HttptoolsParser:
             if self._chunked
             else b"content-length: %d" % (self._length or 0)
         )
-        reader = HttptoolsParser(self._settings, self._client)
+        reader = HttptoolsParser(self._limits, self._client)
         reader.receive_data(b"POST / HTTP/1.1\r\nhost: body\r\n" + framing + b"\r\n\r\n")
         if self._trailing:
             reader.receive_data(self._trailing)
@@ -265,10 +283,8 @@ class HttptoolsParser:
         headers, body = frame_response(method, response, keep_alive=keep_alive, date=date)
         return serialize_response(response.status, headers, body)
 
+    def answered(self, *, keep_alive: bool) -> None:
+        pass  # llhttp goes on with the next request by itself
+
     def refusal(self, status: int, date: str) -> bytes | None:
         return self.response("GET", refusal_response(status), keep_alive=False, date=date)
-
-
-def _is_websocket_handshake(request: Request) -> bool:
-    upgrade = request.header("upgrade")
-    return request.method == "GET" and upgrade is not None and upgrade.lower() == "websocket"
