@@ -43,10 +43,26 @@ def parse(
     """Every request `raw` holds, and the refusal that stopped the parser (None if none)."""
     parser = new_parser(name, limits)
     out: list[ParsedRequest] = []
+    # A request whose head came before its whole body, and the body read so far.
+    head: ParsedRequest | None = None
+    body = bytearray()
     try:
         for piece in pieces(raw, size):
             parser.receive_data(piece)
-            while (parsed := parser.next_request()) is not None:
+            while True:
+                if head is None:
+                    parsed = parser.next_request()
+                    if parsed is None:
+                        break
+                    if not parsed.complete:
+                        head, body = parsed, bytearray()
+                if head is not None:
+                    while data := parser.next_body():
+                        body += data
+                    if data is None:
+                        break
+                    request = attrs.evolve(head.request, body=bytes(body))
+                    parsed, head = attrs.evolve(head, request=request, complete=True), None
                 out.append(parsed)
                 if parsed.upgrade or not parsed.keep_alive:
                     return out, None, parser

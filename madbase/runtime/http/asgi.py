@@ -29,7 +29,7 @@ from madbase.protocol.http import (
     frame_headers,
     refusal_response,
 )
-from madbase.runtime.http.server import Application
+from madbase.runtime.http.server import Application, StreamingApplication
 
 __all__ = ["AsgiFront", "Receive", "Scope", "Send", "send_response"]
 
@@ -48,10 +48,32 @@ class AsgiFront:
     def __init__(self, app: Application, limits: HttpLimits) -> None:
         self._app = app
         self._limits = limits
+        self._streams_body = app.streams_body if isinstance(app, StreamingApplication) else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """An ASGI 3 callable of its own (the lifespan answered at once): for an application
+        that needs no start-up, e.g. in tests and bench; `madbase.asgi` opens a project first."""
+        kind = scope["type"]
+        if kind == "http":
+            await self.http(scope, receive, send)
+        elif kind == "websocket":
+            await self.websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await receive()  # lifespan.startup
+            await send({"type": "lifespan.startup.complete"})
+            await receive()  # lifespan.shutdown
+            await send({"type": "lifespan.shutdown.complete"})
+        else:
+            raise ValueError(f"unsupported ASGI scope type {kind!r}")
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one `http` scope."""
         method = str(scope["method"])
+        if self._streams_body is not None:
+            head = _to_request(scope, method, b"")
+            if self._streams_body(head):
+                await self._http_streamed(head, receive, send)
+                return
         try:
             body = await _read_body(receive, self._limits)
         except _DisconnectedError:
@@ -70,6 +92,27 @@ class AsgiFront:
             nursery.cancel_scope.cancel()
         if response is not None:  # else the client went away: no one to answer
             await send_response(send, method, response)
+
+    async def _http_streamed(self, head: Request, receive: Receive, send: Send) -> None:
+        """Serve a request whose body the application pulls as it arrives."""
+        sender, receiver = trio.open_memory_channel[bytes](0)
+        body = _AsgiBody(receiver, self._limits)
+        request = head.with_body(b"", body)
+        response: Response | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_pump_body, receive, sender, nursery.cancel_scope)
+            try:
+                response = await self._app.handle(request)
+            except Refusal as refusal:  # the body the handler read was refused
+                response = refusal_response(refusal.status)
+            finally:
+                receiver.close()  # a body left unread is not read on
+            if response.stream is not None:
+                await send_response(send, head.method, response)
+                response = None
+            nursery.cancel_scope.cancel()
+        if response is not None:  # else the client went away: no one to answer
+            await send_response(send, head.method, response)
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one `websocket` scope (closed at once for now)."""
@@ -94,6 +137,57 @@ async def _read_body(receive: Receive, limits: HttpLimits) -> bytes:
             raise Refusal(413, "request body too large")
         if not message.get("more_body", False):
             return bytes(body)
+
+
+@final
+class _AsgiBody:
+    """A request body as the ASGI server hands it over, pulled by the handler (`BodyStream`)."""
+
+    def __init__(self, pieces: trio.MemoryReceiveChannel[bytes], limits: HttpLimits) -> None:
+        self._pieces = pieces
+        self._limits = limits
+        self._received = 0
+
+    async def receive(self) -> bytes:
+        try:
+            piece = await self._pieces.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            return b""
+        self._received += len(piece)
+        if self._received > self._limits.max_body_bytes:
+            self._pieces.close()  # nothing more is taken from the ASGI server
+            raise Refusal(413, "request body too large")
+        return piece
+
+    async def read(self) -> bytes:
+        pieces = []
+        while piece := await self.receive():
+            pieces.append(piece)
+        return b"".join(pieces)
+
+
+async def _pump_body(
+    receive: Receive, pieces: trio.MemorySendChannel[bytes], scope: trio.CancelScope
+) -> None:
+    """Hand the body's pieces over one at a time (each once the handler took the previous one),
+    then wait for the client to go away; cancel `scope` when it does."""
+    with pieces:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                scope.cancel()
+                return
+            data = message.get("body", b"")
+            if data:
+                try:
+                    await pieces.send(bytes(data))
+                except trio.BrokenResourceError:
+                    # The handler stopped reading (413, or it answered without the rest): take
+                    # nothing more from the ASGI server; the response ends the scope.
+                    await trio.sleep_forever()
+            if not message.get("more_body", False):
+                break
+    await _cancel_on_disconnect(receive, scope)
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:

@@ -50,7 +50,10 @@ class H11Parser:
         self._answered = False
         self._deferred: Refusal | None = None
         self._head: h11.Request | None = None
+        # Body bytes received and not yet handed over; all of them counted; the end seen.
         self._body = bytearray()
+        self._body_bytes = 0
+        self._body_done = False
         self._first_line_seen = False
         self._line_bytes = 0
         self._started = False
@@ -101,6 +104,10 @@ class H11Parser:
                     check_request_line(self._line_bytes, limits)
                 raise Refusal(err.error_status_hint, str(err)) from None
             if event is h11.NEED_DATA:
+                if self._head is not None:
+                    # The head is complete, the body still arriving: the server reads it on
+                    # (`next_body`), whole or as the application pulls it.
+                    return self._parsed(complete=False)
                 return None
             if isinstance(event, h11.Request):
                 self._head = event
@@ -114,12 +121,34 @@ class H11Parser:
                 if length is not None:
                     check_body_length(length, limits)
             elif isinstance(event, h11.Data):
+                self._body_bytes += len(event.data)
+                check_body_length(self._body_bytes, limits)
                 self._body += event.data
-                check_body_length(len(self._body), limits)
             elif isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
                 # PAUSED: a request asking to switch protocols; h11 holds the rest, we decide.
-                return self._complete()
+                self._body_done = True
+                return self._parsed(complete=True)
             # ConnectionClosed cannot come: the server never feeds the end of the stream.
+
+    def next_body(self) -> bytes | None:
+        if self._body:
+            data = bytes(self._body)
+            self._body = bytearray()
+            return data
+        if self._body_done:
+            return b""
+        try:
+            event = self._conn.next_event()
+        except h11.RemoteProtocolError as err:
+            raise Refusal(err.error_status_hint, str(err)) from None
+        if isinstance(event, h11.Data):
+            self._body_bytes += len(event.data)
+            check_body_length(self._body_bytes, self._limits)
+            return bytes(event.data)
+        if isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
+            self._body_done = True
+            return b""
+        return None  # NEED_DATA
 
     def _check_raw_head(self) -> None:
         """Refuse what h11 would accept but llhttp refuses, once the head is all buffered."""
@@ -134,7 +163,7 @@ class H11Parser:
         self._unchecked = False
         check_head_bytes(head)
 
-    def _complete(self) -> ParsedRequest:
+    def _parsed(self, *, complete: bool) -> ParsedRequest:
         head = self._head
         assert head is not None
         headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers)
@@ -142,16 +171,23 @@ class H11Parser:
             method=head.method.decode("ascii", "replace"),
             target=head.target.decode("latin-1"),
             headers=headers,
-            body=bytes(self._body),
+            body=bytes(self._body) if complete else b"",
             client=self._client,
         )
+        if complete:
+            self._body = bytearray()
+            upgrade = self._conn.their_state not in (h11.DONE, h11.MUST_CLOSE)
+        else:
+            # h11's own rule, read before it has seen the end of the body.
+            upgrade = head.method == b"CONNECT" or any(k == b"upgrade" for k, _ in head.headers)
         version = head.http_version.decode("ascii", "replace")
         connection = request.header("connection")
         return ParsedRequest(
             request=request,
             http_version=version,
             keep_alive=keep_alive_requested(version, connection),
-            upgrade=self._conn.their_state not in (h11.DONE, h11.MUST_CLOSE),
+            upgrade=upgrade,
+            complete=complete,
         )
 
     def trailing_data(self) -> bytes:
@@ -184,6 +220,8 @@ class H11Parser:
         self._answered = False
         self._head = None
         self._body = bytearray()
+        self._body_bytes = 0
+        self._body_done = False
         self._first_line_seen = False
         self._line_bytes = 0
         self._raw = bytearray()

@@ -72,7 +72,16 @@ class HttptoolsParser:
         self._head_bytes = 0
         self._streamed = 0
         self._body = bytearray()
+        self._body_bytes = 0
         self._length: int | None = None
+        # The current request's head went out without its body (`next_body` reads it): the body
+        # pieces llhttp hands over, and its end once seen.
+        self._streaming = False
+        self._chunks: deque[bytes] = deque()
+        self._body_end = False
+        # The body of an upgrade request answered as a plain one, read whole.
+        self._held_body: bytearray | None = None
+        self._held_open = False
         self._chunked = False
         # The request under way asked for `Expect: 100-continue` and has not been answered it.
         self._expects_continue = False
@@ -87,7 +96,9 @@ class HttptoolsParser:
 
     @property
     def buffered(self) -> bool:
-        return bool(self._ready or self._pending or self._trailing) or self._in_message
+        return bool(self._ready or self._pending or self._trailing or self._chunks) or (
+            self._in_message and not self._streaming
+        )
 
     def receive_data(self, data: bytes) -> None:
         if self._body_reader is not None:
@@ -106,6 +117,27 @@ class HttptoolsParser:
             if self._error is not None:
                 raise self._error
             if not self._pending or self._upgraded:
+                if self._headers_done and not self._streaming and not self._upgraded:
+                    # The head is complete, the body still arriving: read on with `next_body`.
+                    self._streaming = True
+                    if self._body:
+                        self._chunks.append(bytes(self._body))
+                        self._body = bytearray()
+                    return self._parsed(complete=False)
+                return None
+            chunk, self._pending = self._pending[:_SLICE], self._pending[_SLICE:]
+            self._feed(chunk)
+
+    def next_body(self) -> bytes | None:
+        while True:
+            if self._chunks:
+                return self._chunks.popleft()
+            if self._body_end:
+                self._body_end = False
+                return b""
+            if self._error is not None:
+                raise self._error
+            if not self._pending:
                 return None
             chunk, self._pending = self._pending[:_SLICE], self._pending[_SLICE:]
             self._feed(chunk)
@@ -157,6 +189,7 @@ class HttptoolsParser:
         self._head_bytes = 0
         self._streamed = 0
         self._body = bytearray()
+        self._body_bytes = 0
         self._length = None
         self._chunked = False
         self._expects_continue = False
@@ -205,16 +238,28 @@ class HttptoolsParser:
         )
 
     def on_body(self, body: bytes) -> None:
-        self._body += body
+        self._body_bytes += len(body)
         try:
-            check_body_length(len(self._body), self._limits)
+            check_body_length(self._body_bytes, self._limits)
         except Refusal as refusal:
             raise self._check(refusal) from None
+        if self._streaming:
+            self._chunks.append(body)
+        else:
+            self._body += body
 
     def on_message_complete(self) -> None:
         self._in_message = False
         self._headers_done = False
         self._expects_continue = False
+        if self._streaming:
+            # Its head went out without its body: the body ends here.
+            self._streaming = False
+            self._body_end = True
+            return
+        self._ready.append(self._parsed(complete=True))
+
+    def _parsed(self, *, complete: bool) -> ParsedRequest:
         parser = self._parser
         version = parser.get_http_version()
         headers = tuple(self._headers)
@@ -222,17 +267,16 @@ class HttptoolsParser:
             method=parser.get_method().decode("ascii", "replace"),
             target=self._url.decode("latin-1"),
             headers=headers,
-            body=bytes(self._body),
+            body=bytes(self._body) if complete else b"",
             client=self._client,
         )
         connection = next((v for k, v in headers if k == "connection"), None)
-        self._ready.append(
-            ParsedRequest(
-                request=request,
-                http_version=version,
-                keep_alive=keep_alive_requested(version, connection),
-                upgrade=parser.should_upgrade(),
-            )
+        return ParsedRequest(
+            request=request,
+            http_version=version,
+            keep_alive=keep_alive_requested(version, connection),
+            upgrade=parser.should_upgrade(),
+            complete=complete,
         )
 
     # Upgrade requests that will be answered as plain requests.
@@ -255,20 +299,24 @@ class HttptoolsParser:
         self._body_reader = reader
 
     def _read_upgrade_body(self, reader: HttptoolsParser) -> ParsedRequest | None:
-        body = reader.next_request()
-        if body is None:
-            return None
+        if self._held_body is None:
+            head = reader.next_request()
+            if head is None:
+                return None
+            self._held_body = bytearray(head.request.body)
+            self._held_open = not head.complete
+        if self._held_open:
+            while piece := reader.next_body():
+                self._held_body += piece
+            if piece is None:
+                return None
+            self._held_open = False
+        body = bytes(self._held_body)
+        self._held_body = None
         held = self._held
         assert held is not None
         self._body_reader = self._held = None
-        request = Request(
-            method=held.request.method,
-            target=held.request.target,
-            headers=held.request.headers,
-            body=body.request.body,
-            client=held.request.client,
-        )
-        return attrs.evolve(held, request=request)
+        return attrs.evolve(held, request=held.request.with_body(body))
 
     def trailing_data(self) -> bytes:
         return self._trailing

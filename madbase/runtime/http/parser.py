@@ -50,6 +50,9 @@ class ParsedRequest:
     # The peer asked to switch protocols (`Upgrade`, or CONNECT): after the response the connection
     # either becomes a websocket or closes.
     upgrade: bool
+    # The body is whole in `request.body`; else it is still arriving and is read with
+    # `RequestParser.next_body` (the request's `body` is empty then).
+    complete: bool = True
 
 
 class RequestParser(Protocol):
@@ -75,7 +78,14 @@ class RequestParser(Protocol):
         ...
 
     def next_request(self) -> ParsedRequest | None:
-        """The next complete request, None to wait for more bytes; raises `Refusal`."""
+        """The next request whose head is complete, None to wait for more bytes; raises
+        `Refusal`. Its body is in it when the bytes received hold all of it (`complete`);
+        else the body is read with `next_body` before the next request."""
+        ...
+
+    def next_body(self) -> bytes | None:
+        """The next bytes of an incomplete request's body, b"" at its end, None to wait for more
+        bytes; raises `Refusal` (413 past the size limit: nothing beyond it is returned)."""
         ...
 
     def trailing_data(self) -> bytes:

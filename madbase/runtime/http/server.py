@@ -33,7 +33,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncGenerator
-from typing import Final, Protocol, final
+from typing import Final, Protocol, final, runtime_checkable
 
 import attrs
 import trio
@@ -55,7 +55,14 @@ from madbase.runtime.http.h11_parser import H11Parser
 from madbase.runtime.http.io import ConnectionIo, SocketIo, StreamIo, accept_socket
 from madbase.runtime.http.parser import ParsedRequest, RequestParser, parser_name
 
-__all__ = ["Application", "HttpServer", "HttpStatistics", "WebSocket", "http_limits"]
+__all__ = [
+    "Application",
+    "HttpServer",
+    "HttpStatistics",
+    "StreamingApplication",
+    "WebSocket",
+    "http_limits",
+]
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +139,71 @@ class Application(Protocol):
         ...
 
 
+@runtime_checkable
+class StreamingApplication(Application, Protocol):
+    """An application that takes some request bodies as they arrive."""
+
+    def streams_body(self, request: Request) -> bool:
+        """Whether `request` (its head; its body still arriving) is handed over with its body
+        as a stream (`Request.stream`) rather than read whole first."""
+        ...
+
+
+@final
+class _NativeBody:
+    """A request body read from the connection as the handler pulls it (`BodyStream`).
+
+    Each `receive` takes what the parser holds, or reads the socket once: nothing is read ahead
+    of the handler, so a slow handler slows its client (TCP flow control), not our memory. Past
+    the size limit the parser refuses (413) and nothing more is read; a client silent for the
+    read timeout gets 408; a client gone mid-body cancels the handler.
+    """
+
+    __slots__ = ("_io", "_parser", "_server", "_state", "done")
+
+    def __init__(
+        self, server: HttpServer, io: ConnectionIo, parser: RequestParser, state: _Connection
+    ) -> None:
+        self._server = server
+        self._io = io
+        self._parser = parser
+        self._state = state
+        self.done = False
+
+    async def receive(self) -> bytes:
+        if self.done:
+            await trio.lowlevel.checkpoint()
+            return b""
+        parser = self._parser
+        io = self._io
+        while True:
+            piece = parser.next_body()
+            if piece is not None:
+                self.done = not piece
+                await trio.lowlevel.checkpoint()
+                return piece
+            data = io.receive_now()
+            if data is None:
+                go_on = parser.continue_response()
+                if go_on is not None:
+                    await io.send_rest(io.send_now(go_on))
+                with trio.move_on_after(self._server.read_timeout):
+                    data = await io.receive()
+                if data is None:
+                    raise Refusal(408, "request body too slow")
+            if not data:
+                self._server.abandon(self._state)
+                await trio.lowlevel.checkpoint()  # cancelled there
+                raise trio.BrokenResourceError("client went away mid-body")
+            parser.receive_data(data)
+
+    async def read(self) -> bytes:
+        pieces = []
+        while piece := await self.receive():
+            pieces.append(piece)
+        return b"".join(pieces)
+
+
 class _ReplayStream(trio.abc.Stream):
     """A stream that first returns bytes already read from the wrapped one."""
 
@@ -169,6 +241,7 @@ class HttpServer:
         self._settings = settings
         self._limits = http_limits(settings)
         self._parser_name = parser_name(settings.parser)
+        self._streams_body = app.streams_body if isinstance(app, StreamingApplication) else None
         self._shutting_down = False
         # Every open connection's phase and cancel scope.
         self._live: set[_Connection] = set()
@@ -183,6 +256,20 @@ class HttpServer:
     def parser(self) -> str:
         """The HTTP parser serving connections: `httptools` or `h11`."""
         return self._parser_name
+
+    @property
+    def read_timeout(self) -> float:
+        """Seconds a client may keep us waiting for the next bytes of its request."""
+        return self._settings.read_timeout
+
+    def abandon(self, state: _Connection) -> None:
+        """Cancel the request of a connection whose client went away."""
+        self._abandoned += 1
+        state.phase = _GONE
+        state.scope.cancel()
+
+    def _wants_stream(self, request: Request) -> bool:
+        return self._streams_body is not None and self._streams_body(request)
 
     @property
     def connections(self) -> int:
@@ -243,9 +330,7 @@ class HttpServer:
             await trio.sleep(_DISCONNECT_CHECK)
             for state in list(self._live):
                 if state.client_gone():
-                    self._abandoned += 1
-                    state.phase = _GONE
-                    state.scope.cancel()
+                    self.abandon(state)
 
     async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
         while True:
@@ -327,12 +412,25 @@ class HttpServer:
             request = parsed.request
             state.phase = _ANSWERING
             scope.deadline = math.inf
-            if parsed.upgrade and is_websocket_handshake(request):
+            if parsed.upgrade and is_websocket_handshake(request) and parsed.complete:
                 state.phase = _UPGRADED
                 await self._upgrade(parser, io, request)
                 return
-            response = await self._app.handle(request)
+            body: _NativeBody | None = None
+            if not parsed.complete:
+                body = _NativeBody(self, io, parser, state)
+                request = request.with_body(b"", body)
+            try:
+                response = await self._app.handle(request)
+            except Refusal as refusal:  # the body the handler read was refused
+                data = parser.refusal(refusal.status, self._date())
+                if data is not None:
+                    with trio.move_on_after(self._settings.read_timeout):
+                        await io.send_rest(io.send_now(data))
+                return
             keep_alive = not self._shutting_down and parsed.keep_alive and not parsed.upgrade
+            if body is not None and not body.done:
+                keep_alive = False  # the rest of the body is not read: the connection ends
             if response.stream is not None:
                 keep_alive = await self._send_stream(
                     io, parser, state, parsed, response, keep_alive
@@ -408,10 +506,27 @@ class HttpServer:
         settings = self._settings
         scope = state.scope
         extended = False
+        # A request whose head came before its whole body, which is read here when the
+        # application does not take it as a stream.
+        head: ParsedRequest | None = None
+        body: list[bytes] = []
         while True:
-            parsed = parser.next_request()
-            if parsed is not None:
-                return parsed
+            if head is None:
+                parsed = parser.next_request()
+                if parsed is not None:
+                    if parsed.complete or self._wants_stream(parsed.request):
+                        return parsed
+                    head = parsed
+            if head is not None:
+                while piece := parser.next_body():
+                    body.append(piece)
+                if piece is not None:
+                    return ParsedRequest(
+                        request=head.request.with_body(b"".join(body)),
+                        http_version=head.http_version,
+                        keep_alive=head.keep_alive,
+                        upgrade=head.upgrade,
+                    )
             if self._shutting_down and not parser.in_body:
                 return None  # shutdown waits only for requests whose head is complete
             # Deadlines are set before waiting, not per read: a request that arrives whole in
