@@ -199,8 +199,18 @@ def frame_response(
     >>> frame_response("HEAD", response, keep_alive=False, date="D")
     ([('content-length', '3'), ('date', 'D'), ('connection', 'close')], b'')
     """
-    framing = frame_headers(method, response, keep_alive=keep_alive, date=date)
-    return framing.headers, response.body if framing.has_body else b""
+    # The hot path of every response: no `Framing` built, no stream looked at.
+    headers = [(k, v) for k, v in response.headers if k not in _FRAMING_HEADERS]
+    status = response.status
+    body = response.body
+    if status >= 200 and status not in _NO_BODY:
+        headers.append(("content-length", str(len(body))))
+    headers.append(("date", date))
+    if not keep_alive:
+        headers.append(("connection", "close"))
+    if method == "HEAD" or status in _NO_BODY or status < 200:
+        body = b""
+    return headers, body
 
 
 def chunk(data: bytes) -> bytes:
