@@ -16,11 +16,10 @@ from pathlib import Path
 # Measure this checkout, not a copy `pip install .` put in site-packages earlier.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from madbase.config import HttpSettings
-from madbase.protocol.http import json_response
-from madbase.runtime.http_h11 import H11Parser
-from madbase.runtime.http_httptools import HttptoolsParser
-from madbase.runtime.http_parse import RequestParser
+from madbase.protocol.http import HttpLimits, json_response
+from madbase.runtime.http.h11_parser import H11Parser
+from madbase.runtime.http.httptools_parser import HttptoolsParser
+from madbase.runtime.http.parser import RequestParser
 
 _JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + "a" * 150 + "." + "b" * 43
 # The headers supabase-js 2 sends with a table read (API key, bearer token, profile, client info).
@@ -54,7 +53,7 @@ def main() -> None:
     args.add_argument("--requests", type=int, default=20000)
     args.add_argument("--rounds", type=int, default=3)
     options = args.parse_args()
-    settings = HttpSettings()
+    settings = HttpLimits()
     for name, cls in (("h11", H11Parser), ("httptools", HttptoolsParser)):
         rounds = [
             per_request_us(cls(settings, "127.0.0.1"), options.requests)

@@ -20,6 +20,7 @@ from madbase.protocol.auth import DEFAULT_TOKEN_ROLES, ApiKeyVerifier
 from madbase.protocol.http import (
     Dispatch,
     Health,
+    Refusal,
     Request,
     Response,
     Service,
@@ -75,6 +76,10 @@ class App:
         request_id = pick_request_id(request, f"{_ids.getrandbits(128):032x}")
         try:
             response = await self._route(request, request_id)
+        except Refusal as refusal:
+            # A streamed body the client got wrong (too large, too slow): the front answers it.
+            _log_access(request, request_id, started, refusal.status, None, 0)
+            raise
         except Exception:
             log.exception("request failed", extra={"request_id": request_id})
             response = json_response(

@@ -13,7 +13,8 @@ import trio_websocket
 
 from madbase.config import HttpSettings
 from madbase.protocol.http import Request, Response, json_response
-from madbase.runtime.http import _DISCONNECT_CHECK, HttpServer, WebSocket
+from madbase.runtime.http import HttpServer, WebSocket
+from madbase.runtime.http.server import _DISCONNECT_CHECK
 
 
 class EchoApp:

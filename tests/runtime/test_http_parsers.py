@@ -16,17 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from madbase.config import HttpSettings
-from madbase.protocol.http import Request, Response, json_response
+from madbase.protocol.http import HttpLimits, Refusal, Request, Response, json_response
 from madbase.runtime.http import HttpServer, WebSocket
-from madbase.runtime.http_h11 import H11Parser
-from madbase.runtime.http_httptools import HttptoolsParser
-from madbase.runtime.http_parse import ParsedRequest, Refusal, RequestParser, parser_name
+from madbase.runtime.http.h11_parser import H11Parser
+from madbase.runtime.http.httptools_parser import HttptoolsParser
+from madbase.runtime.http.parser import ParsedRequest, RequestParser, parser_name
 
 PARSERS = ("h11", "httptools")
-LIMITS = HttpSettings(max_head_bytes=8 * 1024, max_request_line_bytes=4 * 1024, max_body_bytes=1024)
+LIMITS = HttpLimits(max_head_bytes=8 * 1024, max_request_line_bytes=4 * 1024, max_body_bytes=1024)
 
 
-def new_parser(name: str, limits: HttpSettings = LIMITS) -> RequestParser:
+def new_parser(name: str, limits: HttpLimits = LIMITS) -> RequestParser:
     if name == "h11":
         return H11Parser(limits, "10.0.0.1")
     return HttptoolsParser(limits, "10.0.0.1")
@@ -38,15 +38,31 @@ def pieces(raw: bytes, size: int) -> Iterator[bytes]:
 
 
 def parse(
-    name: str, raw: bytes, size: int, limits: HttpSettings = LIMITS
+    name: str, raw: bytes, size: int, limits: HttpLimits = LIMITS
 ) -> tuple[list[ParsedRequest], Refusal | None, RequestParser]:
     """Every request `raw` holds, and the refusal that stopped the parser (None if none)."""
     parser = new_parser(name, limits)
     out: list[ParsedRequest] = []
+    # A request whose head came before its whole body, and the body read so far.
+    head: ParsedRequest | None = None
+    body = bytearray()
     try:
         for piece in pieces(raw, size):
             parser.receive_data(piece)
-            while (parsed := parser.next_request()) is not None:
+            while True:
+                if head is None:
+                    parsed = parser.next_request()
+                    if parsed is None:
+                        break
+                    if not parsed.complete:
+                        head, body = parsed, bytearray()
+                if head is not None:
+                    while data := parser.next_body():
+                        body += data
+                    if data is None:
+                        break
+                    request = attrs.evolve(head.request, body=bytes(body))
+                    parsed, head = attrs.evolve(head, request=request, complete=True), None
                 out.append(parsed)
                 if parsed.upgrade or not parsed.keep_alive:
                     return out, None, parser
@@ -283,7 +299,7 @@ class _BadHeaderApp:
 
 @pytest.mark.parametrize("name", PARSERS)
 async def test_server_never_sends_a_header_that_splits_the_response(name: str) -> None:
-    server = HttpServer(_BadHeaderApp(), attrs.evolve(LIMITS, parser=name))
+    server = HttpServer(_BadHeaderApp(), HttpSettings(**attrs.asdict(LIMITS), parser=name))
     client, server_stream = trio.testing.memory_stream_pair()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(server.serve_stream, server_stream, None)
@@ -308,7 +324,7 @@ async def test_server_never_sends_a_header_that_splits_the_response(name: str) -
     ],
 )
 async def test_server_closes_as_the_request_asks(name: str, raw: bytes, closes: bool) -> None:
-    server = HttpServer(_BadHeaderApp(), attrs.evolve(LIMITS, parser=name))
+    server = HttpServer(_BadHeaderApp(), HttpSettings(**attrs.asdict(LIMITS), parser=name))
     client, server_stream = trio.testing.memory_stream_pair()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(server.serve_stream, server_stream, None)

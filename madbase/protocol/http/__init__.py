@@ -1,4 +1,5 @@
-"""HTTP values, the gateway (routing, CORS, API keys) and per-service error envelopes."""
+"""HTTP values, framing and limits, the gateway (routing, CORS, API keys) and per-service error
+envelopes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,24 @@ from madbase.protocol.http.errors import (
     Service,
     render_error,
 )
+from madbase.protocol.http.framing import (
+    LAST_CHUNK,
+    Framing,
+    Refusal,
+    check_body_length,
+    check_head_bytes,
+    check_head_size,
+    check_request_line,
+    chunk,
+    frame_headers,
+    frame_response,
+    is_websocket_handshake,
+    keep_alive_requested,
+    reason_phrase,
+    refusal_response,
+    serialize_head,
+    serialize_response,
+)
 from madbase.protocol.http.gateway import (
     RETRY_AFTER,
     Dispatch,
@@ -21,27 +40,53 @@ from madbase.protocol.http.gateway import (
     not_found,
     pick_request_id,
 )
-from madbase.protocol.http.messages import Headers, JsonValue, Request, Response, json_response
+from madbase.protocol.http.limits import HttpLimits
+from madbase.protocol.http.messages import (
+    BodyStream,
+    Headers,
+    JsonValue,
+    Request,
+    Response,
+    json_response,
+)
 
 __all__ = [
+    "LAST_CHUNK",
     "RETRY_AFTER",
+    "BodyStream",
     "Dispatch",
+    "Framing",
     "GatewayError",
     "Headers",
     "Health",
+    "HttpLimits",
     "InvalidApiKey",
     "JsonValue",
     "MissingApiKey",
     "ProtocolError",
+    "Refusal",
     "Request",
     "Response",
     "RouteNotFound",
     "Service",
     "admit",
+    "check_body_length",
+    "check_head_bytes",
+    "check_head_size",
+    "check_request_line",
+    "chunk",
     "finish",
+    "frame_headers",
+    "frame_response",
     "health_response",
+    "is_websocket_handshake",
     "json_response",
+    "keep_alive_requested",
     "not_found",
     "pick_request_id",
+    "reason_phrase",
+    "refusal_response",
     "render_error",
+    "serialize_head",
+    "serialize_response",
 ]

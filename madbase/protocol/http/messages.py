@@ -1,15 +1,23 @@
-"""HTTP request and response values shared by every service, whatever server parsed the bytes."""
+"""HTTP request and response values shared by every service, whatever server parsed the bytes.
+
+A body is bytes when it is whole at hand (every request a service reads whole, the fast path),
+or a stream: a request's `stream` is pulled by the handler (`BodyStream`, implemented by each
+front in the runtime, with the size limit enforced while reading), a response's `stream` is an
+async iterator of bytes the front sends as it is pulled (Content-Length when the response names
+one, chunked otherwise). This module only declares them; the fronts drive them.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Final, TypeAlias, final
+from collections.abc import AsyncIterable
+from typing import Final, Protocol, TypeAlias, final
 from urllib.parse import parse_qsl
 
 import attrs
 
-__all__ = ["Headers", "JsonValue", "Request", "Response", "json_response"]
+__all__ = ["BodyStream", "Headers", "JsonValue", "Request", "Response", "json_response"]
 
 Headers: TypeAlias = tuple[tuple[str, str], ...]
 JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
@@ -20,13 +28,30 @@ _SECRET_HEADERS: Final = frozenset({"authorization", "apikey", "cookie", "proxy-
 _SECRET_QUERY: Final = re.compile(r"((?:^|[?&])(?:apikey|access_token|token)=)[^&]*", re.IGNORECASE)
 
 
+class BodyStream(Protocol):
+    """A request body still arriving: the front's reader, pulled by the handler."""
+
+    async def receive(self) -> bytes:
+        """The next bytes of the body, b"" once it is complete.
+
+        Raises the front's `Refusal` (413) once the body passes the size limit (nothing more is
+        read then), or 408 when the client stops sending; a client gone cancels the handler.
+        """
+        ...
+
+    async def read(self) -> bytes:
+        """The rest of the body, whole (within the same limit)."""
+        ...
+
+
 @final
 @attrs.frozen(kw_only=True, repr=False)
 class Request:
     """One complete HTTP request.
 
     `target` is the raw request target (path and query, still percent-encoded); header names are
-    lower-case, values decoded as latin-1 (RFC 9110 §5.5), in the order received.
+    lower-case, values decoded as latin-1 (RFC 9110 §5.5), in the order received. `body` is the
+    whole body, unless `stream` is set: then the body is still arriving and `body` is empty.
     """
 
     method: str
@@ -34,6 +59,7 @@ class Request:
     headers: Headers = ()
     body: bytes = b""
     client: str | None = None
+    stream: BodyStream | None = attrs.field(default=None, eq=False)
 
     @property
     def path(self) -> str:
@@ -59,6 +85,18 @@ class Request:
         return (
             f"Request(method={self.method!r}, target={target!r}, headers={headers!r}, "
             f"body=<{len(self.body)} bytes>, client={self.client!r})"
+        )
+
+    def with_body(self, body: bytes, stream: BodyStream | None = None) -> Request:
+        """This request's head with `body`, or with `stream` still to be read (body b"")."""
+        # Built directly: attrs.evolve costs several microseconds on every request.
+        return Request(
+            method=self.method,
+            target=self.target,
+            headers=self.headers,
+            body=body,
+            client=self.client,
+            stream=stream,
         )
 
     def header(self, name: str) -> str | None:
@@ -92,12 +130,18 @@ class Response:
     `error_code` is the code an error answer carries in its body (`PGRST202`, `42501`,
     `weak_password`, ...), set by whoever rendered the body so that the access log can name it
     without parsing the body again; it is never sent as such and is not part of equality.
+
+    `stream`, when set, is the body instead of `body`: pulled and sent a piece at a time, each
+    piece only once the previous one is on its way (backpressure). A `content-length` header
+    among `headers` is kept for a stream (the stream must yield exactly that many bytes); without
+    one the body is sent chunked.
     """
 
     status: int
     headers: Headers = ()
     body: bytes = b""
     error_code: str | None = attrs.field(default=None, eq=False)
+    stream: AsyncIterable[bytes] | None = attrs.field(default=None, eq=False)
 
     def with_headers(self, extra: Headers) -> Response:
         """This response with `extra` headers appended."""
@@ -107,6 +151,7 @@ class Response:
             headers=self.headers + extra,
             body=self.body,
             error_code=self.error_code,
+            stream=self.stream,
         )
 
     def header(self, name: str) -> str | None:

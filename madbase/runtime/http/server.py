@@ -1,8 +1,10 @@
 """Our HTTP/1.1 server: trio sockets driving a parser (httptools or h11), one task per connection.
 
-Per connection: read bytes, feed the parser (runtime/http_parse.py: `MADBASE_HTTP_PARSER`), and
+Per connection: read bytes, feed the parser (runtime/http/parser.py: `MADBASE_HTTP_PARSER`), and
 once it has a complete `protocol.http.Request`, await the application's `Response`, write it with
-one `send_all`, go on with the next request. Pipelined requests wait in the parser and are
+one `send_all` (a streamed body: its head, then each piece as the application's iterator yields it
+and only once the previous one is with the kernel, chunked unless it names its length), go on
+with the next request. Framing and limits are `madbase.protocol.http`'s, as for the ASGI front. Pipelined requests wait in the parser and are
 answered in order. A request the peer got wrong (malformed, too large, too slow) gets
 400/413/414/431/408 (501 for a transfer coding we cannot read) and the connection is closed;
 nothing the peer sends reaches the application as an exception.
@@ -30,24 +32,37 @@ import email.utils
 import logging
 import math
 import time
-from typing import Final, Protocol, final
+from collections.abc import AsyncGenerator
+from typing import Final, Protocol, final, runtime_checkable
 
 import attrs
 import trio
 import trio_websocket
 
 from madbase.config import HttpSettings
-from madbase.protocol.http import Request, Response
-from madbase.runtime.http_h11 import H11Parser
-from madbase.runtime.http_io import ConnectionIo, SocketIo, StreamIo, accept_socket
-from madbase.runtime.http_parse import (
-    ParsedRequest,
+from madbase.protocol.http import (
+    LAST_CHUNK,
+    HttpLimits,
     Refusal,
-    RequestParser,
-    parser_name,
+    Request,
+    Response,
+    chunk,
+    frame_headers,
+    is_websocket_handshake,
+    serialize_head,
 )
+from madbase.runtime.http.h11_parser import H11Parser
+from madbase.runtime.http.io import ConnectionIo, SocketIo, StreamIo, accept_socket
+from madbase.runtime.http.parser import ParsedRequest, RequestParser, parser_name
 
-__all__ = ["Application", "HttpServer", "HttpStatistics", "WebSocket"]
+__all__ = [
+    "Application",
+    "HttpServer",
+    "HttpStatistics",
+    "StreamingApplication",
+    "WebSocket",
+    "http_limits",
+]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +139,71 @@ class Application(Protocol):
         ...
 
 
+@runtime_checkable
+class StreamingApplication(Application, Protocol):
+    """An application that takes some request bodies as they arrive."""
+
+    def streams_body(self, request: Request) -> bool:
+        """Whether `request` (its head; its body still arriving) is handed over with its body
+        as a stream (`Request.stream`) rather than read whole first."""
+        ...
+
+
+@final
+class _NativeBody:
+    """A request body read from the connection as the handler pulls it (`BodyStream`).
+
+    Each `receive` takes what the parser holds, or reads the socket once: nothing is read ahead
+    of the handler, so a slow handler slows its client (TCP flow control), not our memory. Past
+    the size limit the parser refuses (413) and nothing more is read; a client silent for the
+    read timeout gets 408; a client gone mid-body cancels the handler.
+    """
+
+    __slots__ = ("_io", "_parser", "_server", "_state", "done")
+
+    def __init__(
+        self, server: HttpServer, io: ConnectionIo, parser: RequestParser, state: _Connection
+    ) -> None:
+        self._server = server
+        self._io = io
+        self._parser = parser
+        self._state = state
+        self.done = False
+
+    async def receive(self) -> bytes:
+        if self.done:
+            await trio.lowlevel.checkpoint()
+            return b""
+        parser = self._parser
+        io = self._io
+        while True:
+            piece = parser.next_body()
+            if piece is not None:
+                self.done = not piece
+                await trio.lowlevel.checkpoint()
+                return piece
+            data = io.receive_now()
+            if data is None:
+                go_on = parser.continue_response()
+                if go_on is not None:
+                    await io.send_rest(io.send_now(go_on))
+                with trio.move_on_after(self._server.read_timeout):
+                    data = await io.receive()
+                if data is None:
+                    raise Refusal(408, "request body too slow")
+            if not data:
+                self._server.abandon(self._state)
+                await trio.lowlevel.checkpoint()  # cancelled there
+                raise trio.BrokenResourceError("client went away mid-body")
+            parser.receive_data(data)
+
+    async def read(self) -> bytes:
+        pieces = []
+        while piece := await self.receive():
+            pieces.append(piece)
+        return b"".join(pieces)
+
+
 class _ReplayStream(trio.abc.Stream):
     """A stream that first returns bytes already read from the wrapped one."""
 
@@ -159,7 +239,9 @@ class HttpServer:
     def __init__(self, app: Application, settings: HttpSettings) -> None:
         self._app = app
         self._settings = settings
+        self._limits = http_limits(settings)
         self._parser_name = parser_name(settings.parser)
+        self._streams_body = app.streams_body if isinstance(app, StreamingApplication) else None
         self._shutting_down = False
         # Every open connection's phase and cancel scope.
         self._live: set[_Connection] = set()
@@ -174,6 +256,20 @@ class HttpServer:
     def parser(self) -> str:
         """The HTTP parser serving connections: `httptools` or `h11`."""
         return self._parser_name
+
+    @property
+    def read_timeout(self) -> float:
+        """Seconds a client may keep us waiting for the next bytes of its request."""
+        return self._settings.read_timeout
+
+    def abandon(self, state: _Connection) -> None:
+        """Cancel the request of a connection whose client went away."""
+        self._abandoned += 1
+        state.phase = _GONE
+        state.scope.cancel()
+
+    def _wants_stream(self, request: Request) -> bool:
+        return self._streams_body is not None and self._streams_body(request)
 
     @property
     def connections(self) -> int:
@@ -234,9 +330,7 @@ class HttpServer:
             await trio.sleep(_DISCONNECT_CHECK)
             for state in list(self._live):
                 if state.client_gone():
-                    self._abandoned += 1
-                    state.phase = _GONE
-                    state.scope.cancel()
+                    self.abandon(state)
 
     async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
         while True:
@@ -284,7 +378,7 @@ class HttpServer:
         the application answers. Expiring (or shutdown cancelling an idle connection) ends the
         connection; a request cut short by its deadline gets 408 first.
         """
-        parser = _make_parser(self._parser_name, self._settings, client)
+        parser = _make_parser(self._parser_name, self._limits, client)
         state = _Connection(io, parser)
         self._live.add(state)
         try:
@@ -318,26 +412,92 @@ class HttpServer:
             request = parsed.request
             state.phase = _ANSWERING
             scope.deadline = math.inf
-            if parsed.upgrade and _is_websocket_upgrade(request):
+            if parsed.upgrade and is_websocket_handshake(request) and parsed.complete:
                 state.phase = _UPGRADED
                 await self._upgrade(parser, io, request)
                 return
-            response = await self._app.handle(request)
+            body: _NativeBody | None = None
+            if not parsed.complete:
+                body = _NativeBody(self, io, parser, state)
+                request = request.with_body(b"", body)
+            try:
+                response = await self._app.handle(request)
+            except Refusal as refusal:  # the body the handler read was refused
+                data = parser.refusal(refusal.status, self._date())
+                if data is not None:
+                    with trio.move_on_after(self._settings.read_timeout):
+                        await io.send_rest(io.send_now(data))
+                return
             keep_alive = not self._shutting_down and parsed.keep_alive and not parsed.upgrade
-            data = parser.response(
-                request.method, response, keep_alive=keep_alive, date=self._date()
-            )
-            rest = io.send_now(data)
-            if rest:
-                state.phase = _SENDING
-                scope.deadline = trio.current_time() + self._settings.read_timeout
-                await io.send_rest(rest)
+            if body is not None and not body.done:
+                keep_alive = False  # the rest of the body is not read: the connection ends
+            if response.stream is not None:
+                keep_alive = await self._send_stream(
+                    io, parser, state, parsed, response, keep_alive
+                )
+            else:
+                data = parser.response(
+                    request.method, response, keep_alive=keep_alive, date=self._date()
+                )
+                rest = io.send_now(data)
+                if rest:
+                    state.phase = _SENDING
+                    scope.deadline = trio.current_time() + self._settings.read_timeout
+                    await io.send_rest(rest)
             if not keep_alive:
                 return
             served += 1
             if served % _CHECKPOINT_EVERY == 0:
                 # Requests answered without waiting (pipelined, no database) let others run too.
                 await trio.lowlevel.checkpoint()
+
+    async def _send_stream(
+        self,
+        io: ConnectionIo,
+        parser: RequestParser,
+        state: _Connection,
+        parsed: ParsedRequest,
+        response: Response,
+        keep_alive: bool,
+    ) -> bool:
+        """Send a response whose body is a stream; whether the connection stays open.
+
+        Each piece is pulled only once the previous one is with the kernel (backpressure: a peer
+        that does not read holds the application, not our memory); a peer that reads nothing for
+        the read timeout is dropped.
+        """
+        assert response.stream is not None
+        framing = frame_headers(
+            parsed.request.method,
+            response,
+            keep_alive=keep_alive,
+            date=self._date(),
+            chunked_ok=parsed.http_version == "1.1",
+        )
+        parser.answered(keep_alive=framing.keep_alive)
+        state.phase = _SENDING
+        pieces = aiter(response.stream)
+        try:
+            await self._send(io, state, serialize_head(response.status, framing.headers))
+            if framing.has_body:
+                async for piece in pieces:
+                    if piece:
+                        await self._send(io, state, chunk(piece) if framing.chunked else piece)
+                if framing.chunked:
+                    await self._send(io, state, LAST_CHUNK)
+        finally:
+            if isinstance(pieces, AsyncGenerator):
+                with trio.CancelScope(shield=True):
+                    await pieces.aclose()
+        return framing.keep_alive
+
+    async def _send(self, io: ConnectionIo, state: _Connection, data: bytes) -> None:
+        """Send `data`, waiting at most the read timeout for the peer to take it."""
+        rest = io.send_now(data)
+        if rest:
+            state.scope.deadline = trio.current_time() + self._settings.read_timeout
+            await io.send_rest(rest)
+            state.scope.deadline = math.inf
 
     async def _read_request(
         self, io: ConnectionIo, parser: RequestParser, state: _Connection
@@ -346,10 +506,27 @@ class HttpServer:
         settings = self._settings
         scope = state.scope
         extended = False
+        # A request whose head came before its whole body, which is read here when the
+        # application does not take it as a stream.
+        head: ParsedRequest | None = None
+        body: list[bytes] = []
         while True:
-            parsed = parser.next_request()
-            if parsed is not None:
-                return parsed
+            if head is None:
+                parsed = parser.next_request()
+                if parsed is not None:
+                    if parsed.complete or self._wants_stream(parsed.request):
+                        return parsed
+                    head = parsed
+            if head is not None:
+                while piece := parser.next_body():
+                    body.append(piece)
+                if piece is not None:
+                    return ParsedRequest(
+                        request=head.request.with_body(b"".join(body)),
+                        http_version=head.http_version,
+                        keep_alive=head.keep_alive,
+                        upgrade=head.upgrade,
+                    )
             if self._shutting_down and not parser.in_body:
                 return None  # shutdown waits only for requests whose head is complete
             # Deadlines are set before waiting, not per read: a request that arrives whole in
@@ -412,24 +589,22 @@ class HttpServer:
         return self._date_value
 
 
-def _make_parser(name: str, settings: HttpSettings, client: str | None) -> RequestParser:
+def http_limits(settings: HttpSettings) -> HttpLimits:
+    """The protocol's limits from the server's settings."""
+    return HttpLimits(
+        max_request_line_bytes=settings.max_request_line_bytes,
+        max_head_bytes=settings.max_head_bytes,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+
+def _make_parser(name: str, limits: HttpLimits, client: str | None) -> RequestParser:
     if name == "httptools":
         # Imported only when chosen: httptools is optional where h11 is asked for.
-        from madbase.runtime.http_httptools import HttptoolsParser
+        from madbase.runtime.http.httptools_parser import HttptoolsParser
 
-        return HttptoolsParser(settings, client)
-    return H11Parser(settings, client)
-
-
-def _is_websocket_upgrade(request: Request) -> bool:
-    upgrade = request.header("upgrade")
-    connection = request.header("connection") or ""
-    return (
-        request.method == "GET"
-        and upgrade is not None
-        and upgrade.lower() == "websocket"
-        and "upgrade" in connection.lower()
-    )
+        return HttptoolsParser(limits, client)
+    return H11Parser(limits, client)
 
 
 def _serialize_head(request: Request) -> bytes:

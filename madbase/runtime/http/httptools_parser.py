@@ -24,16 +24,21 @@ from typing import Final, final
 import attrs
 import httptools
 
-from madbase.config import HttpSettings
-from madbase.protocol.http import Request, Response
-from madbase.runtime.http_parse import (
-    ParsedRequest,
+from madbase.protocol.http import (
+    HttpLimits,
     Refusal,
+    Request,
+    Response,
+    check_body_length,
+    check_head_size,
+    check_request_line,
     frame_response,
+    is_websocket_handshake,
     keep_alive_requested,
     refusal_response,
     serialize_response,
 )
+from madbase.runtime.http.parser import ParsedRequest
 
 __all__ = ["HttptoolsParser"]
 
@@ -47,8 +52,8 @@ _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 class HttptoolsParser:
     """One connection's llhttp state, fed by the server."""
 
-    def __init__(self, settings: HttpSettings, client: str | None) -> None:
-        self._settings = settings
+    def __init__(self, limits: HttpLimits, client: str | None) -> None:
+        self._limits = limits
         self._client = client
         self._parser = httptools.HttpRequestParser(self)
         self._ready: deque[ParsedRequest] = deque()
@@ -67,7 +72,16 @@ class HttptoolsParser:
         self._head_bytes = 0
         self._streamed = 0
         self._body = bytearray()
+        self._body_bytes = 0
         self._length: int | None = None
+        # The current request's head went out without its body (`next_body` reads it): the body
+        # pieces llhttp hands over, and its end once seen.
+        self._streaming = False
+        self._chunks: deque[bytes] = deque()
+        self._body_end = False
+        # The body of an upgrade request answered as a plain one, read whole.
+        self._held_body: bytearray | None = None
+        self._held_open = False
         self._chunked = False
         # The request under way asked for `Expect: 100-continue` and has not been answered it.
         self._expects_continue = False
@@ -82,7 +96,9 @@ class HttptoolsParser:
 
     @property
     def buffered(self) -> bool:
-        return bool(self._ready or self._pending or self._trailing) or self._in_message
+        return bool(self._ready or self._pending or self._trailing or self._chunks) or (
+            self._in_message and not self._streaming
+        )
 
     def receive_data(self, data: bytes) -> None:
         if self._body_reader is not None:
@@ -101,6 +117,27 @@ class HttptoolsParser:
             if self._error is not None:
                 raise self._error
             if not self._pending or self._upgraded:
+                if self._headers_done and not self._streaming and not self._upgraded:
+                    # The head is complete, the body still arriving: read on with `next_body`.
+                    self._streaming = True
+                    if self._body:
+                        self._chunks.append(bytes(self._body))
+                        self._body = bytearray()
+                    return self._parsed(complete=False)
+                return None
+            chunk, self._pending = self._pending[:_SLICE], self._pending[_SLICE:]
+            self._feed(chunk)
+
+    def next_body(self) -> bytes | None:
+        while True:
+            if self._chunks:
+                return self._chunks.popleft()
+            if self._body_end:
+                self._body_end = False
+                return b""
+            if self._error is not None:
+                raise self._error
+            if not self._pending:
                 return None
             chunk, self._pending = self._pending[:_SLICE], self._pending[_SLICE:]
             self._feed(chunk)
@@ -127,16 +164,20 @@ class HttptoolsParser:
             # llhttp hands over partial tokens at the end of each chunk; httptools keeps a header
             # value until it is complete, so the head is bounded by the bytes it came in.
             self._streamed += len(chunk)
-            if (
-                self._streamed
-                > self._settings.max_head_bytes + self._settings.max_request_line_bytes
-            ):
+            limits = self._limits
+            if self._streamed > limits.max_head_bytes + limits.max_request_line_bytes:
                 self._error = Refusal(431, "request headers too large")
                 self._pending = memoryview(b"")
 
     def _refuse(self, status: int, reason: str) -> Refusal:
         self._error = Refusal(status, reason)
         return self._error
+
+    def _check(self, refusal: Refusal) -> Refusal:
+        """Keep the first refusal of the protocol's checks (raised inside a callback)."""
+        if self._error is None:
+            self._error = refusal
+        return refusal
 
     # llhttp callbacks, called inside feed_data.
 
@@ -148,21 +189,26 @@ class HttptoolsParser:
         self._head_bytes = 0
         self._streamed = 0
         self._body = bytearray()
+        self._body_bytes = 0
         self._length = None
         self._chunked = False
         self._expects_continue = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        if len(self._url) > self._settings.max_request_line_bytes:
-            raise self._refuse(414, "request line too long")
+        try:
+            check_request_line(len(self._url), self._limits)
+        except Refusal as refusal:
+            raise self._check(refusal) from None
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._headers_done:
             return  # a trailer of a chunked body: dropped, as h11 does
         self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > self._settings.max_head_bytes:
-            raise self._refuse(431, "request headers too large")
+        try:
+            check_head_size(self._head_bytes, self._limits)
+        except Refusal as refusal:
+            raise self._check(refusal) from None
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1").rstrip(" \t")
         if key == "content-length":
@@ -182,21 +228,38 @@ class HttptoolsParser:
         hosts = sum(1 for key, _ in self._headers if key == "host")
         if hosts > 1 or (hosts == 0 and version == "1.1"):
             raise self._refuse(400, "HTTP/1.1 needs exactly one Host header")
-        if self._length is not None and self._length > self._settings.max_body_bytes:
-            raise self._refuse(413, "request body too large")
+        if self._length is not None:
+            try:
+                check_body_length(self._length, self._limits)
+            except Refusal as refusal:
+                raise self._check(refusal) from None
         self._expects_continue = version == "1.1" and any(
             key == "expect" and value.lower() == "100-continue" for key, value in self._headers
         )
 
     def on_body(self, body: bytes) -> None:
-        self._body += body
-        if len(self._body) > self._settings.max_body_bytes:
-            raise self._refuse(413, "request body too large")
+        self._body_bytes += len(body)
+        try:
+            check_body_length(self._body_bytes, self._limits)
+        except Refusal as refusal:
+            raise self._check(refusal) from None
+        if self._streaming:
+            self._chunks.append(body)
+        else:
+            self._body += body
 
     def on_message_complete(self) -> None:
         self._in_message = False
         self._headers_done = False
         self._expects_continue = False
+        if self._streaming:
+            # Its head went out without its body: the body ends here.
+            self._streaming = False
+            self._body_end = True
+            return
+        self._ready.append(self._parsed(complete=True))
+
+    def _parsed(self, *, complete: bool) -> ParsedRequest:
         parser = self._parser
         version = parser.get_http_version()
         headers = tuple(self._headers)
@@ -204,24 +267,23 @@ class HttptoolsParser:
             method=parser.get_method().decode("ascii", "replace"),
             target=self._url.decode("latin-1"),
             headers=headers,
-            body=bytes(self._body),
+            body=bytes(self._body) if complete else b"",
             client=self._client,
         )
         connection = next((v for k, v in headers if k == "connection"), None)
-        self._ready.append(
-            ParsedRequest(
-                request=request,
-                http_version=version,
-                keep_alive=keep_alive_requested(version, connection),
-                upgrade=parser.should_upgrade(),
-            )
+        return ParsedRequest(
+            request=request,
+            http_version=version,
+            keep_alive=keep_alive_requested(version, connection),
+            upgrade=parser.should_upgrade(),
+            complete=complete,
         )
 
     # Upgrade requests that will be answered as plain requests.
 
     def _start_upgrade_body(self) -> None:
         parsed = self._ready[-1]
-        if _is_websocket_handshake(parsed.request) or not (self._chunked or self._length):
+        if is_websocket_handshake(parsed.request) or not (self._chunked or self._length):
             return
         self._held = self._ready.pop()
         framing = (
@@ -229,7 +291,7 @@ class HttptoolsParser:
             if self._chunked
             else b"content-length: %d" % (self._length or 0)
         )
-        reader = HttptoolsParser(self._settings, self._client)
+        reader = HttptoolsParser(self._limits, self._client)
         reader.receive_data(b"POST / HTTP/1.1\r\nhost: body\r\n" + framing + b"\r\n\r\n")
         if self._trailing:
             reader.receive_data(self._trailing)
@@ -237,20 +299,24 @@ class HttptoolsParser:
         self._body_reader = reader
 
     def _read_upgrade_body(self, reader: HttptoolsParser) -> ParsedRequest | None:
-        body = reader.next_request()
-        if body is None:
-            return None
+        if self._held_body is None:
+            head = reader.next_request()
+            if head is None:
+                return None
+            self._held_body = bytearray(head.request.body)
+            self._held_open = not head.complete
+        if self._held_open:
+            while piece := reader.next_body():
+                self._held_body += piece
+            if piece is None:
+                return None
+            self._held_open = False
+        body = bytes(self._held_body)
+        self._held_body = None
         held = self._held
         assert held is not None
         self._body_reader = self._held = None
-        request = Request(
-            method=held.request.method,
-            target=held.request.target,
-            headers=held.request.headers,
-            body=body.request.body,
-            client=held.request.client,
-        )
-        return attrs.evolve(held, request=request)
+        return attrs.evolve(held, request=held.request.with_body(body))
 
     def trailing_data(self) -> bytes:
         return self._trailing
@@ -265,10 +331,8 @@ class HttptoolsParser:
         headers, body = frame_response(method, response, keep_alive=keep_alive, date=date)
         return serialize_response(response.status, headers, body)
 
+    def answered(self, *, keep_alive: bool) -> None:
+        pass  # llhttp goes on with the next request by itself
+
     def refusal(self, status: int, date: str) -> bytes | None:
         return self.response("GET", refusal_response(status), keep_alive=False, date=date)
-
-
-def _is_websocket_handshake(request: Request) -> bool:
-    upgrade = request.header("upgrade")
-    return request.method == "GET" and upgrade is not None and upgrade.lower() == "websocket"
