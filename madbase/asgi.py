@@ -25,7 +25,8 @@ from urllib.parse import quote
 
 from madbase.config import Config, parse_dotenv
 from madbase.protocol.http import Request, Response, json_response
-from madbase.runtime.serve import Project, open_project
+from madbase.runtime.project import Project
+from madbase.runtime.serve import open_project
 
 __all__ = ["AsgiApp", "app", "load_config"]
 

@@ -2,25 +2,6 @@
 
 from __future__ import annotations
 
-# The API-key modules come first: `protocol.http` (imported by `errors`) imports them back
-# through this package while it initialises.
-from madbase.protocol.auth.bearer import BearerError, BearerVerifier, RequestAuth, verify_bearer
-from madbase.protocol.auth.claims import (
-    DEFAULT_TOKEN_ROLES,
-    token_roles,
-    token_roles_statement,
-)
-from madbase.protocol.auth.keys import (
-    API_KEY_ROLES,
-    ApiKeyClaims,
-    ApiKeyError,
-    ApiKeyVerifier,
-    mint_api_key,
-    verify_api_key,
-)
-
-# isort: split
-
 from madbase.protocol.auth.body import (
     parse_json_object,
 )
@@ -29,6 +10,7 @@ from madbase.protocol.auth.error_response import (
     auth_api_version,
     auth_error_class,
     render_auth_error,
+    render_auth_refusal,
 )
 from madbase.protocol.auth.errors import (
     AnonymousProviderDisabled,
@@ -218,9 +200,7 @@ from madbase.protocol.auth.validate import (
 )
 
 __all__ = [
-    "API_KEY_ROLES",
     "AUTH_API_VERSION",
-    "DEFAULT_TOKEN_ROLES",
     "DUMMY_HASH",
     "MAIL_QUOTA_EXCEEDED",
     "PROVIDERS",
@@ -230,9 +210,6 @@ __all__ = [
     "AmrClaim",
     "AnonymousProviderDisabled",
     "AnonymousSignupRequest",
-    "ApiKeyClaims",
-    "ApiKeyError",
-    "ApiKeyVerifier",
     "AuthAnswer",
     "AuthCommand",
     "AuthError",
@@ -243,8 +220,6 @@ __all__ = [
     "BadJwt",
     "BadOAuthCallback",
     "BadOAuthState",
-    "BearerError",
-    "BearerVerifier",
     "CaptchaFailed",
     "ChallengeFactorRequest",
     "CheckPassword",
@@ -323,7 +298,6 @@ __all__ = [
     "RefreshTokenNotFound",
     "RefreshTokenRow",
     "Refuse",
-    "RequestAuth",
     "RequestEntityTooLarge",
     "RequestTimeout",
     "ResendRequest",
@@ -372,7 +346,6 @@ __all__ = [
     "hash_scheme",
     "issue_access_token",
     "last_refreshed_at",
-    "mint_api_key",
     "needs_rehash",
     "new_refresh_token",
     "otp_token_hash",
@@ -392,16 +365,13 @@ __all__ = [
     "parse_verify_link",
     "password_weakness",
     "render_auth_error",
+    "render_auth_refusal",
     "render_factor",
     "render_identity",
     "render_user",
     "session_response",
-    "token_roles",
-    "token_roles_statement",
     "validate_email",
     "validate_phone",
     "validate_pkce",
-    "verify_api_key",
-    "verify_bearer",
     "verify_pkce",
 ]

@@ -1,28 +1,32 @@
-"""HTTP values, the gateway (routing, CORS, API keys) and per-service error envelopes."""
+"""HTTP values, the gateway (routing, CORS, admission) and the gateway's refusals."""
 
 from __future__ import annotations
 
 from madbase.protocol.http.errors import (
+    AmbiguousCredentials,
     GatewayError,
     InvalidApiKey,
     MissingApiKey,
     ProtocolError,
     RouteNotFound,
     Service,
-    render_error,
+    render_refusal,
 )
 from madbase.protocol.http.gateway import (
     Dispatch,
     Health,
+    Mount,
+    Refused,
     admit,
     finish,
     health_response,
-    not_found,
     pick_request_id,
+    route_not_found,
 )
 from madbase.protocol.http.messages import Headers, JsonValue, Request, Response, json_response
 
 __all__ = [
+    "AmbiguousCredentials",
     "Dispatch",
     "GatewayError",
     "Headers",
@@ -30,7 +34,9 @@ __all__ = [
     "InvalidApiKey",
     "JsonValue",
     "MissingApiKey",
+    "Mount",
     "ProtocolError",
+    "Refused",
     "Request",
     "Response",
     "RouteNotFound",
@@ -39,7 +45,7 @@ __all__ = [
     "finish",
     "health_response",
     "json_response",
-    "not_found",
     "pick_request_id",
-    "render_error",
+    "render_refusal",
+    "route_not_found",
 ]

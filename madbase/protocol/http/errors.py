@@ -1,4 +1,4 @@
-"""Gateway errors and how each service renders an error body.
+"""Gateway errors: what the gateway refuses before any service looks at a request.
 
 Exception tree::
 
@@ -9,16 +9,16 @@ Exception tree::
         AmbiguousCredentials      400, two `Authorization` or two `apikey` values
         RouteNotFound             404, no such endpoint (yet) in that service
 
-Each service keeps the error shape its official client reads: PostgREST's `{code, message, details,
-hint}`, GoTrue's versioned `{code, message}` or legacy `{code, error_code, msg}`, Storage's
-`{statusCode, error, message}` and Realtime's `{error}`. Outside any service we answer as Supabase's
-API gateway does, `{message}`.
+The gateway does not know how a service writes errors: a refusal inside a service's mount is
+handed to that service's renderer (PostgREST's `{code, message, details, hint}`, GoTrue's
+versioned `{code, message}` or legacy `{code, error_code, msg}`, Storage's `{statusCode, error,
+message}`, Realtime's `{error}`), each of which maps these classes to its own codes. Outside any
+service we answer as Supabase's API gateway does, `{message}` (`render_refusal`).
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from typing import ClassVar
 
 from madbase.protocol.http.messages import JsonValue, Response, json_response
@@ -31,17 +31,16 @@ __all__ = [
     "ProtocolError",
     "RouteNotFound",
     "Service",
-    "render_error",
+    "render_refusal",
 ]
-
-# auth-js and supabase_auth send this header; GoTrue answers with the newer error shape when it is
-# at least this date (spec/auth.md §6).
-AUTH_API_VERSION = "2024-01-01"
-_API_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class Service(enum.StrEnum):
-    """The services mounted under one project's base URL."""
+    """The names of the services Supabase mounts under one project's base URL.
+
+    A mount's name is a plain string (`madbase.protocol.http.Mount`); these are the ones whose
+    paths Supabase's clients know. A new service needs no member here.
+    """
 
     REST = "rest"
     AUTH = "auth"
@@ -56,13 +55,10 @@ class ProtocolError(Exception):
 
 
 class GatewayError(ProtocolError):
-    """Refused by the gateway; one class attribute per service's error code."""
+    """Refused by the gateway; each service's renderer picks its own code for each class."""
 
     message: ClassVar[str]
     hint: ClassVar[str | None] = None
-    rest_code: ClassVar[str]
-    auth_code: ClassVar[str]
-    storage_error: ClassVar[str]
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.message)
@@ -75,9 +71,6 @@ class MissingApiKey(GatewayError):
     status = 401
     message = "No API key found in request"
     hint = "No `apikey` request header or url param was found."
-    rest_code = "PGRST302"  # PostgREST: anonymous access refused without credentials
-    auth_code = "no_authorization"
-    storage_error = "Unauthorized"
 
 
 class InvalidApiKey(GatewayError):
@@ -86,9 +79,6 @@ class InvalidApiKey(GatewayError):
     status = 401
     message = "Invalid API key"
     hint = "Double check your Supabase `anon` or `service_role` API key."
-    rest_code = "PGRST301"  # PostgREST: JWT could not be decoded or verified
-    auth_code = "bad_jwt"
-    storage_error = "Unauthorized"
 
 
 class AmbiguousCredentials(GatewayError):
@@ -100,10 +90,6 @@ class AmbiguousCredentials(GatewayError):
 
     status = 400
     message = "Only one Authorization header and one apikey may be sent"
-    # PostgREST has no code for this; its JWT family's "could not decode" is the closest.
-    rest_code = "PGRST301"
-    auth_code = "validation_failed"
-    storage_error = "InvalidRequest"
 
 
 class RouteNotFound(GatewayError):
@@ -111,43 +97,15 @@ class RouteNotFound(GatewayError):
 
     status = 404
     message = "Not found"
-    rest_code = "PGRST125"  # PostgREST: invalid path specified in request URL
-    auth_code = "not_found"
-    storage_error = "not_found"
 
 
-def _is_api_date(value: str) -> bool:
-    """True for a `YYYY-MM-DD` date on or after the first versioned API date."""
-    return _API_DATE.fullmatch(value) is not None and value >= AUTH_API_VERSION
+def render_refusal(err: GatewayError) -> Response:
+    """Render `err` outside any service, as Supabase's API gateway does: `{message, hint}`.
 
-
-def render_error(
-    service: Service | None, err: GatewayError, *, auth_api_version: str | None = None
-) -> Response:
-    """Render `err` in `service`'s error shape (None: outside any service).
-
-    >>> render_error(Service.STORAGE, MissingApiKey()).body
-    b'{"statusCode":"401","error":"Unauthorized","message":"No API key found in request"}'
+    >>> render_refusal(MissingApiKey()).body
+    b'{"message":"No API key found in request","hint":"No `apikey` request header or url param was found."}'
     """
-    message = str(err)
-    body: JsonValue
-    headers: tuple[tuple[str, str], ...] = ()
-    match service:
-        case Service.REST:
-            body = {"code": err.rest_code, "message": message, "details": None, "hint": err.hint}
-        case Service.AUTH:
-            headers = (("x-sb-error-code", err.auth_code),)
-            if auth_api_version is not None and _is_api_date(auth_api_version):
-                body = {"code": err.auth_code, "message": message}
-                headers += (("x-supabase-api-version", AUTH_API_VERSION),)
-            else:
-                body = {"code": err.status, "error_code": err.auth_code, "msg": message}
-        case Service.STORAGE:
-            body = {"statusCode": str(err.status), "error": err.storage_error, "message": message}
-        case Service.REALTIME:
-            body = {"error": message}
-        case None:
-            body = {"message": message}
-            if err.hint is not None:
-                body["hint"] = err.hint
-    return json_response(err.status, body, headers)
+    body: dict[str, JsonValue] = {"message": str(err)}
+    if err.hint is not None:
+        body["hint"] = err.hint
+    return json_response(err.status, body)

@@ -1,4 +1,8 @@
-"""Gateway errors rendered in each service's own error shape, as the official clients read them."""
+"""Gateway errors rendered in each service's own error shape, as the official clients read them.
+
+Each service owns its renderer (`render_rest_refusal`, `render_auth_refusal`, ...); the gateway
+renders only outside every service (`render_refusal`).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,28 @@ import json
 
 import pytest
 
+from madbase.protocol.auth import render_auth_refusal
 from madbase.protocol.http import (
+    AmbiguousCredentials,
     GatewayError,
     InvalidApiKey,
     MissingApiKey,
     ProtocolError,
+    Request,
     RouteNotFound,
     Service,
-    render_error,
+    render_refusal,
 )
+from madbase.protocol.realtime import render_realtime_refusal
+from madbase.protocol.rest import render_rest_refusal
+from madbase.protocol.storage import render_storage_refusal
 
 JSON = ("content-type", "application/json; charset=utf-8")
+
+
+def asked(version: str | None = None) -> Request:
+    headers = () if version is None else (("x-supabase-api-version", version),)
+    return Request(method="GET", target="/", headers=headers)
 
 
 @pytest.mark.parametrize(
@@ -47,7 +62,7 @@ JSON = ("content-type", "application/json; charset=utf-8")
     ],
 )
 def test_render_error_rest_shape(err: GatewayError, body: object) -> None:
-    response = render_error(Service.REST, err)
+    response = render_rest_refusal(err, asked())
     assert response.status == err.status
     assert response.headers == (JSON,)
     assert json.loads(response.body) == body
@@ -65,7 +80,7 @@ def test_render_error_rest_shape(err: GatewayError, body: object) -> None:
 def test_render_error_auth_legacy_shape(
     err: GatewayError, status: int, code: str, message: str, version: str | None
 ) -> None:
-    response = render_error(Service.AUTH, err, auth_api_version=version)
+    response = render_auth_refusal(err, asked(version))
     assert response.status == status
     assert json.loads(response.body) == {"code": status, "error_code": code, "msg": message}
     assert response.header("x-sb-error-code") == code
@@ -84,13 +99,13 @@ def test_render_error_auth_legacy_shape(
 def test_render_error_auth_versioned_shape(
     err: GatewayError, status: int, code: str, message: str, version: str
 ) -> None:
-    response = render_error(Service.AUTH, err, auth_api_version=version)
+    response = render_auth_refusal(err, asked(version))
     assert response.status == status
     assert json.loads(response.body) == {"code": code, "message": message}
     assert response.headers == (
         JSON,
-        ("x-sb-error-code", code),
         ("x-supabase-api-version", "2024-01-01"),
+        ("x-sb-error-code", code),
     )
 
 
@@ -113,14 +128,14 @@ def test_render_error_auth_versioned_shape(
     ],
 )
 def test_render_error_storage_shape(err: GatewayError, body: object) -> None:
-    response = render_error(Service.STORAGE, err)
+    response = render_storage_refusal(err, asked())
     assert response.status == err.status
     assert json.loads(response.body) == body
 
 
 @pytest.mark.parametrize("err", [MissingApiKey(), InvalidApiKey(), RouteNotFound("nope")])
 def test_render_error_realtime_shape(err: GatewayError) -> None:
-    response = render_error(Service.REALTIME, err)
+    response = render_realtime_refusal(err, asked())
     assert response.status == err.status
     assert json.loads(response.body) == {"error": str(err)}
 
@@ -142,7 +157,7 @@ def test_render_error_realtime_shape(err: GatewayError) -> None:
     ],
 )
 def test_render_error_outside_services_is_gateway_message(err: GatewayError, body: object) -> None:
-    response = render_error(None, err)
+    response = render_refusal(err)
     assert response.status == err.status
     assert json.loads(response.body) == body
 
@@ -195,7 +210,28 @@ def test_service_values_are_mount_names(service: Service, value: str) -> None:
     ],
 )
 def test_render_error_auth_shape_follows_a_valid_api_date(version: str, versioned: bool) -> None:
-    response = render_error(Service.AUTH, MissingApiKey(), auth_api_version=version)
+    response = render_auth_refusal(MissingApiKey(), asked(version))
     body = json.loads(response.body)
     assert (body["code"] == "no_authorization") is versioned
     assert (response.header("x-supabase-api-version") == "2024-01-01") is versioned
+
+
+# Not a calendar date: GoTrue (`auth_api_version`) answers in the legacy shape, and so does every
+# refusal under /auth/v1. The gateway used to check only the digits and answered these in the
+# versioned shape, so the same client got two shapes from one server.
+@pytest.mark.parametrize("version", ["2024-02-30", "2024-13-01", "2025-06-31"])
+@pytest.mark.parametrize(
+    ("err", "code"),
+    [
+        (MissingApiKey(), "no_authorization"),
+        (InvalidApiKey(), "bad_jwt"),
+        (AmbiguousCredentials(), "validation_failed"),
+        (RouteNotFound(), "not_found"),
+    ],
+)
+def test_render_auth_refusal_impossible_date_is_legacy_shape_as_gotrue(
+    version: str, err: GatewayError, code: str
+) -> None:
+    response = render_auth_refusal(err, asked(version))
+    assert json.loads(response.body) == {"code": err.status, "error_code": code, "msg": str(err)}
+    assert response.header("x-supabase-api-version") is None
