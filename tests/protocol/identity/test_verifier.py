@@ -135,3 +135,13 @@ def test_verifier_shares_roles_and_audience_with_both_checks() -> None:
     refused = verifier.identify(f"Bearer {user_token()}", now=NOW)
     assert not isinstance(refused, Principal)
     assert refused.message == 'permission denied to set role "authenticated"'
+
+
+def test_signing_keys_payload_that_is_not_base64_is_malformed() -> None:
+    header = "eyJhbGciOiJIUzI1NiJ9"  # {"alg":"HS256"}
+    with pytest.raises(signing_module.SignatureError) as caught:
+        SigningKeys.hs256(SECRET).verify(f"{header}.!!!.c2ln")
+    assert caught.value.malformed
+    refused = Verifier(SECRET).identify(f"Bearer {header}.!!!.c2ln", now=NOW)
+    assert isinstance(refused, UnverifiableToken)
+    assert refused.message == "JWSError (CompactDecodeError Invalid number of parts)"
