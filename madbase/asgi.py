@@ -8,7 +8,8 @@ does). The configuration is read at that moment from `MADBASE_*` variables and t
 the current directory, environment first, as the CLI does; the host and port are the ASGI
 server's. Only steps 1 and 9 of a request differ from our own server: the ASGI messages become a
 `protocol.http.Request`, and the `Response` becomes one `http.response.start` and one
-`http.response.body`.
+`http.response.body`. As with our own server, a client that goes away before its answer (the
+ASGI server sends `http.disconnect`) has its request cancelled, database statement included.
 
 Websocket under ASGI arrives with the realtime issue: for now a websocket scope is closed with
 code 1000 as soon as it connects.
@@ -23,8 +24,10 @@ from pathlib import Path
 from typing import Any, TypeAlias, final
 from urllib.parse import quote
 
-from madbase.config import Config, parse_dotenv
-from madbase.protocol.http import Request, Response, json_response
+import trio
+
+from madbase.config import Config, parse_dotenv, unknown_settings
+from madbase.protocol.http import RETRY_AFTER, Request, Response, json_response
 from madbase.runtime.project import Project
 from madbase.runtime.serve import open_project
 
@@ -49,7 +52,10 @@ def load_config(cwd: Path | None = None) -> Config:
     dotenv: dict[str, str] = {}
     if env_file.is_file():
         dotenv = parse_dotenv(env_file.read_text(encoding="utf-8"))
-    return Config.from_sources(os.environ, dotenv, {})
+    config = Config.from_sources(os.environ, dotenv, {})
+    for warning in unknown_settings(os.environ, dotenv):
+        log.warning("%s", warning)
+    return config
 
 
 @final
@@ -111,7 +117,9 @@ class AsgiApp:
         method = str(scope["method"])
         project = self._project
         if project is None:
-            starting = json_response(503, {"message": "MadBase is starting"})
+            starting = json_response(
+                503, {"message": "MadBase is starting"}, (("retry-after", RETRY_AFTER),)
+            )
             await _send_response(send, method, starting)
             return
         try:
@@ -121,8 +129,14 @@ class AsgiApp:
         if body is None:
             await _send_response(send, method, json_response(413, {"message": "Payload Too Large"}))
             return
-        response = await project.app.handle(_to_request(scope, method, body))
-        await _send_response(send, method, response)
+        request = _to_request(scope, method, body)
+        response: Response | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+            response = await project.app.handle(request)
+            nursery.cancel_scope.cancel()
+        if response is not None:  # else the client went away: no one to answer
+            await _send_response(send, method, response)
 
     async def _websocket(self, receive: Receive, send: Send) -> None:
         message = await receive()
@@ -153,6 +167,13 @@ async def _read_body(receive: Receive, limit: int | None) -> bytes | None:
             return None
         if not message.get("more_body", False):
             return bytes(body)
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
+    """Cancel `scope` when the ASGI server reports the client gone (`http.disconnect`)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
 
 
 def _to_request(scope: Scope, method: str, body: bytes) -> Request:

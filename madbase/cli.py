@@ -15,17 +15,18 @@ import sys
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import Final
 
 import trio
 
 from madbase import __version__
-from madbase.config import Config, ConfigError, add_flags, parse_dotenv
-from madbase.runtime.db import Pool
+from madbase.config import Config, ConfigError, add_flags, parse_dotenv, unknown_settings
+from madbase.runtime.db import DbUnavailable, Pool
 from madbase.runtime.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from madbase.runtime.logs import setup_logging
-from madbase.runtime.migrate import MigrationError, migrate
+from madbase.runtime.migrate import MigrationError
 from madbase.runtime.secrets import ProjectSecrets, SecretsError
-from madbase.runtime.serve import Ready, database_url, run_server
+from madbase.runtime.serve import Ready, apply_migrations, check_data_dir, database_url, run_server
 from madbase.runtime.supervisor import WorkersFailed
 
 __all__ = ["main"]
@@ -41,10 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        config = _config(args)
+        config, warnings = _config(args)
     except ConfigError as err:
         print(f"madbase: {err}", file=sys.stderr)  # noqa: T201
         return 2
+    for warning in warnings:
+        print(f"madbase: warning: {warning}", file=sys.stderr)  # noqa: T201
     setup_logging(config.log_level)
     try:
         if args.command == "serve":
@@ -53,50 +56,83 @@ def main(argv: Sequence[str] | None = None) -> int:
             _keys(config, as_json=args.json)
         elif args.command == "migrate":
             trio.run(_migrate, config)
-    except _FAILURES as err:
-        print(f"madbase: {err}", file=sys.stderr)  # noqa: T201
-        return 1
-    except BaseExceptionGroup as group:
-        # Trio nurseries wrap what they raise; a failure we know gets its one line all the same.
-        known, rest = group.split(_FAILURES)
-        if known is None or rest is not None:
-            raise
-        for failure in _leaves(known):
-            print(f"madbase: {failure}", file=sys.stderr)  # noqa: T201
-        return 1
     except KeyboardInterrupt:
         return 130
+    except BaseException as err:
+        # Trio nurseries wrap what they raise; a failure we know gets its one line all the same.
+        failures = _leaves(err)
+        if not all(isinstance(failure, _FAILURES) for failure in failures):
+            raise
+        for failure in failures:
+            print(f"madbase: {failure}", file=sys.stderr)  # noqa: T201
+        # 2: a setting that does not work (as a bad value is), 1: anything else that failed.
+        return 2 if any(isinstance(failure, ConfigError) for failure in failures) else 1
     return 0
 
 
-# What stops a command with one line and exit status 1, rather than a traceback.
-_FAILURES = (EmbeddedPostgresError, MigrationError, SecretsError, WorkersFailed, OSError)
+# What stops a command with one line, rather than a traceback.
+_FAILURES = (
+    ConfigError,
+    EmbeddedPostgresError,
+    MigrationError,
+    SecretsError,
+    WorkersFailed,
+    DbUnavailable,
+    OSError,
+)
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+def _leaves(err: BaseException) -> list[BaseException]:
+    if not isinstance(err, BaseExceptionGroup):
+        return [err]
     found: list[BaseException] = []
-    for err in group.exceptions:
-        found.extend(_leaves(err) if isinstance(err, BaseExceptionGroup) else [err])
+    for inner in err.exceptions:
+        found.extend(_leaves(inner))
     return found
+
+
+# The settings each command reads, so that its `--help` lists only those (`serve` reads all).
+_KEYS_SETTINGS: Final = ("data_dir", "host", "port", "public_url", "database_url", "jwt_secret")
+_MIGRATE_SETTINGS: Final = (
+    "data_dir",
+    "database_url",
+    "pg_fsync",
+    "db_connect_timeout",
+    "log_level",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="madbase", description="A Supabase-compatible backend.")
     parser.add_argument("--version", action="version", version=f"madbase {__version__}")
     sub = parser.add_subparsers(dest="command")
-    serve = sub.add_parser("serve", help="run the server (embedded Postgres unless a URL is set)")
-    keys = sub.add_parser("keys", help="print the URL, API keys and database URL")
-    keys.add_argument("--json", action="store_true", help="print one JSON object")
-    migrate_ = sub.add_parser("migrate", help="apply the bootstrap migrations and exit")
-    for command in (serve, keys, migrate_):
-        command.add_argument(
-            "--env-file", default=".env", help="dotenv file to read (default .env)"
+    commands = (
+        ("serve", "run the server (embedded Postgres unless a URL is set)", None),
+        ("keys", "print the URL, API keys and database URL of a data directory", _KEYS_SETTINGS),
+        ("migrate", "apply the bootstrap migrations and exit", _MIGRATE_SETTINGS),
+    )
+    for name, summary, settings in commands:
+        command = sub.add_parser(
+            name,
+            help=summary,
+            description=f"{summary}. Each option can also be set by its MADBASE_* variable "
+            "or in the .env file; options win.",
+            usage=f"madbase {name} [options]",
         )
-        add_flags(command)
+        if name == "keys":
+            command.add_argument("--json", action="store_true", help="print one JSON object")
+        command.add_argument(
+            "--env-file",
+            default=".env",
+            metavar="FILE",
+            help="dotenv file to read (default: .env)",
+        )
+        add_flags(command, settings)
     return parser
 
 
-def _config(args: argparse.Namespace) -> Config:
+def _config(args: argparse.Namespace) -> tuple[Config, tuple[str, ...]]:
+    """The configuration, and a warning per `MADBASE_*` variable that no setting reads."""
     dotenv: dict[str, str] = {}
     env_file = Path(args.env_file)
     if env_file.is_file():
@@ -107,7 +143,8 @@ def _config(args: argparse.Namespace) -> Config:
     flags = {key: value for key, value in vars(args).items() if isinstance(value, str)}
     flags.pop("command", None)
     flags.pop("env_file", None)
-    return Config.from_sources(os.environ, dotenv, flags)
+    config = Config.from_sources(os.environ, dotenv, flags)
+    return config, unknown_settings(os.environ, dotenv)
 
 
 async def _serve(config: Config) -> None:
@@ -143,7 +180,15 @@ def _print_banner(ready: Ready) -> None:
 
 
 def _keys(config: Config, *, as_json: bool) -> None:
-    project = ProjectSecrets.load_or_create(config.data_dir, jwt_secret=config.jwt_secret)
+    # Only a server creates keys: new ones printed here would not be the running server's.
+    project = ProjectSecrets.load(config.data_dir, jwt_secret=config.jwt_secret)
+    if project is None:
+        looked_at = ProjectSecrets.file(config.data_dir).absolute()
+        raise ConfigError(
+            f"{config.origin('data_dir')}: {config.data_dir.absolute()} is not a MadBase data "
+            f"directory ({looked_at} does not exist): run `madbase serve` first, or name the "
+            "server's data directory with --data-dir"
+        )
     info = {
         "url": config.url,
         "anon_key": project.anon_key,
@@ -161,12 +206,13 @@ async def _migrate(config: Config) -> None:
     async with trio.open_nursery() as nursery:
         conninfo = config.database_url
         if conninfo is None:
+            check_data_dir(config)
             embedded = EmbeddedPostgres(config.data_dir, fsync=config.pg_fsync)
             await nursery.start(embedded.run)
             conninfo = embedded.conninfo
         pool = Pool(conninfo, config.db)
         try:
-            applied = await migrate(pool)
+            applied = await apply_migrations(pool, config)
         finally:
             pool.close()
         print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")  # noqa: T201

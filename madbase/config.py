@@ -8,12 +8,16 @@ A bad value raises `ConfigError` whose message names the setting, so the CLI can
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Final, final
+from urllib.parse import urlsplit
 
 import attrs
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from madbase.protocol.auth import PROVIDERS, ProviderConfig
 from madbase.protocol.auth.ratelimit import parse_networks
@@ -27,6 +31,7 @@ __all__ = [
     "SmtpSettings",
     "parse_dotenv",
     "rate_limits_off",
+    "unknown_settings",
 ]
 
 
@@ -187,6 +192,13 @@ class Config:
     db: DbSettings = DbSettings()
     smtp: SmtpSettings = SmtpSettings()
     auth: AuthConfig = AuthConfig()
+    # (setting, where its value came from: `--port`, `MADBASE_PORT`, `MADBASE_PORT (in .env)`), so
+    # that a value failing only at start-up (a port in use) is named as the user gave it.
+    origins: tuple[tuple[str, str], ...] = attrs.field(default=(), eq=False, repr=False)
+
+    def origin(self, name: str) -> str:
+        """Where setting `name` (`port`, `http_read_timeout`) was given; its variable if nowhere."""
+        return dict(self.origins).get(name, "MADBASE_" + name.upper())
 
     @property
     def outbox_dir(self) -> Path:
@@ -215,9 +227,10 @@ class Config:
         """Merge the three sources; raise `ConfigError` naming the first bad setting."""
         values: dict[str, object] = {}
         groups: dict[str, dict[str, object]] = {name: {} for name in _GROUPS}
+        origins: list[tuple[str, str]] = []
         for setting in _SETTINGS:
             raw = flags.get(setting.name)
-            where = f"--{setting.name.replace('_', '-')}"
+            where = setting.flag
             if raw is None:
                 raw = environ.get(setting.env)
                 where = setting.env
@@ -230,12 +243,14 @@ class Config:
                 value = setting.parse(raw)
             except ValueError as err:
                 raise ConfigError(f"{where}: {err}") from None
-            target = groups[setting.group] if setting.group else values
-            target[setting.name.removeprefix(f"{setting.group}_")] = value
-        for name, group in _GROUPS.items():
-            values[name] = group(**groups[name])
+            group = setting.group
+            target = groups[group] if group else values
+            target[setting.name.removeprefix(f"{group}_")] = value
+            origins.append((setting.name, where))
+        for name, group_class in _GROUPS.items():
+            values[name] = group_class(**groups[name])
         values["auth_providers"] = _providers({**dotenv, **environ})
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values, origins=tuple(origins))  # type: ignore[arg-type]
 
 
 _PROVIDER_SETTING: Final = re.compile(
@@ -263,6 +278,14 @@ def _providers(sources: Mapping[str, str]) -> tuple[ProviderConfig, ...]:
         found.setdefault(name, {})[field] = raw.strip()
     providers = []
     for name, fields in sorted(found.items()):
+        for field in ("url", "redirect_uri"):
+            if fields.get(field):
+                try:
+                    _url(fields[field])
+                except ValueError as err:
+                    raise ConfigError(
+                        f"MADBASE_AUTH_{name.upper()}_{field.upper()}: {err}"
+                    ) from None
         client_ids = tuple(c.strip() for c in fields.get("client_id", "").split(",") if c.strip())
         if not client_ids:
             continue
@@ -283,6 +306,33 @@ def _providers(sources: Mapping[str, str]) -> tuple[ProviderConfig, ...]:
             )
         )
     return tuple(providers)
+
+
+def unknown_settings(environ: Mapping[str, str], dotenv: Mapping[str, str]) -> tuple[str, ...]:
+    """A warning for each `MADBASE_*` variable that no setting reads, naming the closest one.
+
+    >>> unknown_settings({"MADBASE_PROT": "9000", "HOME": "/root"}, {})
+    ('unknown setting MADBASE_PROT is ignored; did you mean MADBASE_PORT?',)
+    """
+    known = _known_variables()
+    warnings = []
+    for where, names in (("", environ), (" (in .env)", dotenv)):
+        for name in sorted(names):
+            if not name.startswith("MADBASE_") or name in known:
+                continue
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            warnings.append(f"unknown setting {name}{where} is ignored{hint}")
+    return tuple(warnings)
+
+
+def _known_variables() -> frozenset[str]:
+    provider_fields = ("CLIENT_ID", "SECRET", "URL", "REDIRECT_URI", "ENABLED")
+    return frozenset(s.env for s in _SETTINGS) | {
+        f"MADBASE_AUTH_{provider.upper()}_{field}"
+        for provider in PROVIDERS
+        for field in provider_fields
+    }
 
 
 def parse_dotenv(text: str) -> dict[str, str]:
@@ -358,7 +408,27 @@ def _secret(raw: str) -> str:
 def _database_url(raw: str) -> str:
     if not raw.startswith(("postgres://", "postgresql://")) and "=" not in raw:
         raise ValueError("expected a postgresql:// URL or a libpq key=value string")
+    try:
+        conninfo_to_dict(raw)
+    except psycopg.ProgrammingError as err:
+        reason = _QUOTED.sub(lambda m: _quoted_if_safe(m[1], raw), str(err))
+        raise ValueError(f"not a valid connection string: {' '.join(reason.split())}") from None
     return raw
+
+
+_QUOTED: Final = re.compile(r'"([^"]*)"')
+
+
+def _quoted_if_safe(fragment: str, raw: str) -> str:
+    """libpq quotes the part it could not parse, which may be the whole string or hold the
+    password: such a part is not shown again."""
+    if "://" in raw:
+        secret = raw.partition("://")[2].rpartition("@")[0]  # user:password
+    else:
+        secret = raw.partition("password")[2]
+    if fragment == raw or (secret and (fragment in secret or secret in fragment)):
+        return '"…"'
+    return f'"{fragment}"'
 
 
 def _schemas(raw: str) -> tuple[str, ...]:
@@ -388,9 +458,20 @@ def _http_parser(raw: str) -> str:
 
 
 def _url(raw: str) -> str:
+    """An http(s) URL with a host; trailing slashes dropped."""
     value = raw.strip().rstrip("/")
-    if not value.startswith(("http://", "https://")) or len(value) <= len("https://"):
-        raise ValueError(f"expected an http:// or https:// URL, got {raw!r}")
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # a port that is not a number in range raises here
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(c.isspace() for c in value)
+    ):
+        raise ValueError(f"expected an http:// or https:// URL with a host, got {raw!r}")
     return value
 
 
@@ -419,83 +500,329 @@ def _log_level(raw: str) -> str:
 
 
 @final
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class _Setting:
     name: str
     parse: Callable[[str], object]
-    group: str = ""
+    # One line for `--help`, which adds the default (from the attrs classes, or `default`).
+    help: str
+    metavar: str = "VALUE"
+    # How `--help` shows a default that is not a plain value (None, computed, per source).
+    default: str | None = None
 
     @property
     def env(self) -> str:
         return "MADBASE_" + self.name.upper()
 
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def group(self) -> str:
+        """The `Config` attribute whose class holds this setting ('' for `Config` itself)."""
+        for group, cls in _GROUPS.items():
+            field = self.name.removeprefix(f"{group}_")
+            if field != self.name and field in attrs.fields_dict(cls):
+                return group
+        return ""
+
+    def help_line(self) -> str:
+        """`--help` text: what it does, its default, its variable."""
+        if self.default is not None:
+            default = self.default
+        else:
+            group = self.group
+            owner = _GROUPS[group] if group else Config
+            field = attrs.fields_dict(owner)[
+                self.name.removeprefix(f"{group}_") if group else self.name
+            ]
+            default = _show(field.default)
+        return f"{self.help} (default: {default}; env {self.env})"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value) or "none"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if value is None or value == "":
+        return "none"
+    return str(value)
+
+
+def _s(name: str, parse: Callable[[str], object], help_: str, **kw: str) -> _Setting:
+    return _Setting(name=name, parse=parse, help=help_, **kw)
+
+
+_N: Final = "N"
+_SECONDS: Final = "SECONDS"
+_BOOL: Final = "true|false"
 
 _SETTINGS: Final[Sequence[_Setting]] = (
-    _Setting("data_dir", lambda raw: Path(_text(raw))),
-    _Setting("host", _text),
-    _Setting("port", _int(0, 65535)),
-    _Setting("database_url", _database_url),
-    _Setting("jwt_secret", _secret),
-    _Setting("jwt_aud", _text),
-    _Setting("public_url", _text),
-    _Setting("log_level", _log_level),
+    _s(
+        "data_dir",
+        lambda raw: Path(_text(raw)),
+        "directory for the database, keys and mail outbox",
+        metavar="DIR",
+    ),
+    _s("host", _text, "address to listen on (0.0.0.0: every interface)", metavar="HOST"),
+    _s("port", _int(0, 65535), "TCP port to listen on (0: any free port)", metavar="PORT"),
+    _s(
+        "database_url",
+        _database_url,
+        "PostgreSQL 14+ to use instead of the embedded one",
+        metavar="URL",
+        default="the embedded server in the data dir",
+    ),
+    _s(
+        "jwt_secret",
+        _secret,
+        "HS256 secret for tokens and API keys, at least 32 characters",
+        metavar="SECRET",
+        default="generated, kept in the data dir",
+    ),
+    _s(
+        "jwt_aud",
+        _text,
+        "audience a token's aud claim must list (PostgREST jwt-aud)",
+        metavar="AUD",
+        default="none, no audience check",
+    ),
+    _s(
+        "public_url",
+        _url,
+        "base URL clients use, behind a proxy",
+        metavar="URL",
+        default="http://HOST:PORT",
+    ),
+    _s("log_level", _log_level, "log level", metavar="debug|info|warning|error"),
     # Each worker holds its own pool (db_pool_size connections) plus one listening connection;
     # the embedded Postgres allows 100 connections.
-    _Setting("workers", _int(1, 64)),
-    _Setting("db_schemas", _schemas),
-    _Setting("pg_fsync", _bool),
-    _Setting("auth_rate_limit_token", _int(0, 1_000_000_000)),
-    _Setting("auth_rate_limit_verify", _int(0, 1_000_000_000)),
-    _Setting("auth_rate_limit_otp", _int(0, 1_000_000_000)),
-    _Setting("auth_rate_limit_anonymous", _int(0, 1_000_000_000)),
-    _Setting("auth_rate_limit_mfa", _int(0, 1_000_000_000)),
-    _Setting("auth_rate_limit_address", _int(0, 1_000_000_000)),
-    _Setting("auth_rate_limit_email_sent", _int(0, 1_000_000_000)),
-    _Setting("trusted_proxies", _networks),
-    _Setting("db_plan_enabled", _bool),
-    _Setting("db_max_rows", _int(1, 2**62)),
-    _Setting("openapi_mode", _openapi_mode),
-    _Setting("auth_manual_linking_enabled", _bool),
-    _Setting("http_max_head_bytes", _int(1024, 1024 * 1024), "http"),
-    _Setting("http_max_body_bytes", _int(1024, 1 << 40), "http"),
-    _Setting("http_read_timeout", _seconds, "http"),
-    _Setting("http_keepalive_timeout", _seconds, "http"),
-    _Setting("http_shutdown_timeout", _seconds, "http"),
-    _Setting("http_max_connections", _int(1, 1_000_000), "http"),
-    _Setting("http_parser", _http_parser, "http"),
-    _Setting("db_pool_size", _int(1, 1000), "db"),
-    _Setting("db_connect_timeout", _seconds, "db"),
-    _Setting("db_acquire_timeout", _seconds, "db"),
-    _Setting("db_query_timeout", _seconds, "db"),
-    _Setting("db_prepared_statements", _bool, "db"),
-    _Setting("site_url", _url),
-    _Setting("mailer", _choice("outbox", "smtp")),
-    _Setting("mailer_outbox", lambda raw: Path(_text(raw))),
-    _Setting("smtp_host", _text, "smtp"),
-    _Setting("smtp_port", _int(1, 65535), "smtp"),
-    _Setting("smtp_user", _text, "smtp"),
-    _Setting("smtp_password", _text, "smtp"),
-    _Setting("smtp_sender", _text, "smtp"),
-    _Setting("smtp_sender_name", _text, "smtp"),
-    _Setting("smtp_tls", _choice("starttls", "tls", "off"), "smtp"),
-    _Setting("smtp_timeout", _seconds, "smtp"),
-    _Setting("auth_autoconfirm", _bool, "auth"),
-    _Setting("auth_redirect_urls", _urls, "auth"),
-    _Setting("auth_otp_expiry", _int(60, 7 * 86400), "auth"),
-    _Setting("auth_email_max_frequency", _int(0, 86400), "auth"),
-    _Setting("auth_secure_email_change", _bool, "auth"),
-    _Setting("auth_secure_password_change", _bool, "auth"),
-    _Setting("auth_phone", _bool, "auth"),
-    _Setting("auth_password_min_length", _int(6, 72), "auth"),
-    _Setting("auth_password_required_characters", _text, "auth"),
-    _Setting("auth_jwt_expiry", _int(30, 604800), "auth"),
-    _Setting("auth_disable_signup", _bool, "auth"),
-    _Setting("auth_anonymous_users", _bool, "auth"),
-    _Setting("auth_refresh_token_reuse_interval", _int(0, 3600), "auth"),
+    _s("workers", _int(1, 64), "server processes sharing the port, 1 to 64", metavar=_N),
+    _s("db_schemas", _schemas, "schemas /rest/v1 exposes, comma-separated", metavar="LIST"),
+    _s("pg_fsync", _bool, "embedded Postgres fsync (off only for throwaway data)", metavar=_BOOL),
+    _s(
+        "auth_rate_limit_token",
+        _int(0, 1_000_000_000),
+        "/auth/v1/token requests per IP per 5 minutes (0: off)",
+        metavar=_N,
+    ),
+    _s(
+        "auth_rate_limit_verify",
+        _int(0, 1_000_000_000),
+        "/auth/v1/verify requests per IP per 5 minutes (0: off)",
+        metavar=_N,
+    ),
+    _s(
+        "auth_rate_limit_otp",
+        _int(0, 1_000_000_000),
+        "sign-ups, OTP, recover, resend per IP per 5 minutes (0: off)",
+        metavar=_N,
+    ),
+    _s(
+        "auth_rate_limit_anonymous",
+        _int(0, 1_000_000_000),
+        "anonymous sign-ins per IP per hour (0: off)",
+        metavar=_N,
+    ),
+    _s(
+        "auth_rate_limit_mfa",
+        _int(0, 1_000_000_000),
+        "MFA challenges and verifications per IP per minute (0: off)",
+        metavar=_N,
+    ),
+    _s(
+        "auth_rate_limit_address",
+        _int(0, 1_000_000_000),
+        "attempts naming one email or phone per 5 minutes (0: off)",
+        metavar=_N,
+    ),
+    _s(
+        "auth_rate_limit_email_sent",
+        _int(0, 1_000_000_000),
+        "mails the project sends per hour (0: off)",
+        metavar=_N,
+    ),
+    _s(
+        "trusted_proxies",
+        _networks,
+        "proxies whose X-Forwarded-For is believed, addresses or CIDRs",
+        metavar="LIST",
+    ),
+    _s(
+        "db_plan_enabled", _bool, "PostgREST db-plan-enabled: EXPLAIN through Accept", metavar=_BOOL
+    ),
+    _s(
+        "db_max_rows",
+        _int(1, 2**62),
+        "PostgREST db-max-rows: most rows a read returns",
+        metavar=_N,
+        default="no limit",
+    ),
+    _s(
+        "openapi_mode",
+        _openapi_mode,
+        "what GET /rest/v1/ lists",
+        metavar="follow-privileges|ignore-privileges|disabled",
+    ),
+    _s(
+        "auth_manual_linking_enabled",
+        _bool,
+        "let users link and unlink identities themselves",
+        metavar=_BOOL,
+    ),
+    _s(
+        "http_max_head_bytes",
+        _int(1024, 1024 * 1024),
+        "largest request line and headers, bytes",
+        metavar=_N,
+    ),
+    _s("http_max_body_bytes", _int(1024, 1 << 40), "largest request body, bytes", metavar=_N),
+    _s("http_read_timeout", _seconds, "seconds to receive a whole request", metavar=_SECONDS),
+    _s(
+        "http_keepalive_timeout",
+        _seconds,
+        "seconds an idle keep-alive connection stays open",
+        metavar=_SECONDS,
+    ),
+    _s(
+        "http_shutdown_timeout",
+        _seconds,
+        "seconds requests get to finish on SIGTERM",
+        metavar=_SECONDS,
+    ),
+    _s("http_max_connections", _int(1, 1_000_000), "open connections per process", metavar=_N),
+    _s(
+        "http_parser",
+        _http_parser,
+        "HTTP/1.1 parser (auto: httptools when importable)",
+        metavar="auto|h11|httptools",
+    ),
+    _s("db_pool_size", _int(1, 1000), "database connections per process", metavar=_N),
+    _s("db_connect_timeout", _seconds, "seconds to open a database connection", metavar=_SECONDS),
+    _s(
+        "db_acquire_timeout",
+        _seconds,
+        "seconds a request waits for a connection (then 503)",
+        metavar=_SECONDS,
+    ),
+    _s(
+        "db_query_timeout",
+        _seconds,
+        "seconds a request's statements may run (then 504)",
+        metavar=_SECONDS,
+    ),
+    _s(
+        "db_prepared_statements",
+        _bool,
+        "prepare statements (off behind a transaction-mode pooler)",
+        metavar=_BOOL,
+    ),
+    _s(
+        "site_url",
+        _url,
+        "where auth links send users back",
+        metavar="URL",
+        default="the server's URL",
+    ),
+    _s(
+        "mailer",
+        _choice("outbox", "smtp"),
+        "how auth mail leaves: files in the outbox, or SMTP",
+        metavar="outbox|smtp",
+    ),
+    _s(
+        "mailer_outbox",
+        lambda raw: Path(_text(raw)),
+        "directory the outbox mailer writes to",
+        metavar="DIR",
+        default="DATA_DIR/outbox",
+    ),
+    _s("smtp_host", _text, "SMTP relay host", metavar="HOST"),
+    _s("smtp_port", _int(1, 65535), "SMTP relay port", metavar="PORT"),
+    _s("smtp_user", _text, "SMTP user name", metavar="USER", default="none"),
+    _s("smtp_password", _text, "SMTP password", metavar="PASSWORD", default="none"),
+    _s("smtp_sender", _text, "From address of auth mail", metavar="ADDRESS"),
+    _s(
+        "smtp_sender_name",
+        _text,
+        "display name of the From address",
+        metavar="NAME",
+        default="none",
+    ),
+    _s(
+        "smtp_tls",
+        _choice("starttls", "tls", "off"),
+        "TLS to the relay",
+        metavar="starttls|tls|off",
+    ),
+    _s(
+        "smtp_timeout",
+        _seconds,
+        "seconds for the connection and each SMTP command",
+        metavar=_SECONDS,
+    ),
+    _s(
+        "auth_autoconfirm",
+        _bool,
+        "sign-up signs in at once, without a confirmation mail",
+        metavar=_BOOL,
+    ),
+    _s(
+        "auth_redirect_urls",
+        _urls,
+        "redirect URLs (globs) allowed besides the site URL, comma-separated",
+        metavar="LIST",
+    ),
+    _s(
+        "auth_otp_expiry",
+        _int(60, 7 * 86400),
+        "seconds a mailed link or code stays valid",
+        metavar=_SECONDS,
+    ),
+    _s(
+        "auth_email_max_frequency",
+        _int(0, 86400),
+        "seconds between two mails of a kind to one user",
+        metavar=_SECONDS,
+    ),
+    _s(
+        "auth_secure_email_change",
+        _bool,
+        "confirm an email change from both addresses",
+        metavar=_BOOL,
+    ),
+    _s("auth_secure_password_change", _bool, "password changes need a mailed nonce", metavar=_BOOL),
+    _s("auth_phone", _bool, "phone sign-up and SMS codes (written to the outbox)", metavar=_BOOL),
+    _s("auth_password_min_length", _int(6, 72), "shortest password accepted", metavar=_N),
+    _s(
+        "auth_password_required_characters",
+        _text,
+        "character groups a password needs, split by ':'",
+        metavar="GROUPS",
+        default="none",
+    ),
+    _s("auth_jwt_expiry", _int(30, 604800), "seconds an access token is valid", metavar=_SECONDS),
+    _s("auth_disable_signup", _bool, "only admins create users", metavar=_BOOL),
+    _s(
+        "auth_anonymous_users",
+        _bool,
+        "POST /signup without credentials signs in anonymously",
+        metavar=_BOOL,
+    ),
+    _s(
+        "auth_refresh_token_reuse_interval",
+        _int(0, 3600),
+        "seconds a rotated refresh token still answers",
+        metavar=_SECONDS,
+    ),
 )
 
 # Settings groups: `<group>_<name>` settings fill the attrs class of `Config.<group>`.
-_GROUPS: Final[dict[str, Callable[..., object]]] = {
+_GROUPS: Final[dict[str, type]] = {
     "http": HttpSettings,
     "db": DbSettings,
     "smtp": SmtpSettings,
@@ -503,16 +830,45 @@ _GROUPS: Final[dict[str, Callable[..., object]]] = {
 }
 
 
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """Add one `--flag` per setting to `parser` (values stay strings until `from_sources`)."""
+def add_flags(parser: argparse.ArgumentParser, names: Collection[str] | None = None) -> None:
+    """Add a `--flag` per setting (or per one of `names`) to `parser`, values kept as strings.
+
+    Each flag's help says what it does, its default and its variable; `from_sources` parses.
+    """
+    sections: dict[str, argparse._ArgumentGroup] = {}
     for setting in _SETTINGS:
-        parser.add_argument(
-            f"--{setting.name.replace('_', '-')}",
+        if names is not None and setting.name not in names:
+            continue
+        title = _section(setting)
+        if title not in sections:
+            sections[title] = parser.add_argument_group(title)
+        sections[title].add_argument(
+            setting.flag,
             dest=setting.name,
             default=None,
-            metavar="VALUE",
-            help=f"(env {setting.env})",
+            metavar=setting.metavar,
+            help=setting.help_line(),
         )
+
+
+def _section(setting: _Setting) -> str:
+    """The `--help` heading a setting is listed under."""
+    name = setting.name
+    if setting.group == "db" or name in ("database_url", "pg_fsync"):
+        return "database"
+    for prefix, title in (
+        ("http_", "HTTP server"),
+        ("db_", "data API (/rest/v1)"),
+        ("openapi_", "data API (/rest/v1)"),
+        ("auth_rate_limit_", "auth rate limits"),
+        ("auth_", "auth (/auth/v1)"),
+        ("site_", "auth (/auth/v1)"),
+        ("mailer", "auth mail"),
+        ("smtp_", "auth mail"),
+    ):
+        if name.startswith(prefix):
+            return title
+    return "server"
 
 
 def setting_names() -> tuple[str, ...]:

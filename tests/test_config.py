@@ -19,6 +19,7 @@ from madbase.config import (
     parse_dotenv,
     rate_limits_off,
     setting_names,
+    unknown_settings,
 )
 
 SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
@@ -116,7 +117,7 @@ def test_from_sources_ignores_unprefixed_environment() -> None:
         (
             "public_url",
             "https://api.example.com/",
-            lambda c: c.public_url == "https://api.example.com/",
+            lambda c: c.public_url == "https://api.example.com",
         ),
         ("log_level", " DEBUG ", lambda c: c.log_level == "debug"),
         ("log_level", "Warning", lambda c: c.log_level == "warning"),
@@ -218,11 +219,21 @@ BAD_VALUES = [
     ("port", ""),
     ("database_url", "mysql://localhost/db"),
     ("database_url", ""),
+    ("database_url", "postgresql://u:pw@[::1"),
+    ("database_url", "postgresql://h/db?no_such_option=1"),
+    ("database_url", "host=h no_such_option=1"),
     ("jwt_secret", "too-short"),
     ("jwt_secret", "x" * 31),
     ("jwt_aud", ""),
     ("jwt_aud", "   "),
     ("public_url", " "),
+    ("public_url", "foo"),
+    ("public_url", "localhost:8000"),
+    ("public_url", "ftp://files.example"),
+    ("public_url", "http://"),
+    ("public_url", "https://:443"),
+    ("public_url", "http://api.example:port"),
+    ("public_url", "http://api example"),
     ("db_schemas", ""),
     ("db_schemas", " , ,"),
     ("log_level", "verbose"),
@@ -275,6 +286,7 @@ BAD_VALUES = [
     ("db_prepared_statements", "sometimes"),
     ("auth_manual_linking_enabled", "maybe"),
     ("site_url", "localhost:3000"),
+    ("site_url", "https://"),
     ("mailer", "sendmail"),
     ("mailer_outbox", " "),
     ("smtp_host", ""),
@@ -529,6 +541,102 @@ def test_oauth_provider_unknown_or_bad_is_named() -> None:
         Config.from_sources(
             {"MADBASE_AUTH_GITHUB_CLIENT_ID": "x", "MADBASE_AUTH_GITHUB_ENABLED": "perhaps"}, {}, {}
         )
+
+
+@pytest.mark.parametrize("field", ["URL", "REDIRECT_URI"])
+@pytest.mark.parametrize("raw", ["github.example", "ftp://github.example", "https://"])
+def test_oauth_provider_urls_are_checked(field: str, raw: str) -> None:
+    environ = {"MADBASE_AUTH_GITHUB_CLIENT_ID": "x", f"MADBASE_AUTH_GITHUB_{field}": raw}
+    with pytest.raises(ConfigError, match=f"^MADBASE_AUTH_GITHUB_{field}: expected an http"):
+        Config.from_sources(environ, {}, {})
+
+
+# --- unknown variables ------------------------------------------------------------------------
+
+
+def test_unknown_settings_name_the_closest_known_one() -> None:
+    environ = {
+        "MADBASE_PROT": "9000",
+        "MADBASE_DATABSE_URL": "postgresql://h/db",
+        "MADBASE_AUTH_GITHUB_SECERT": "s",
+        "MADBASE_NOTHING_LIKE_ANY_SETTING_AT_ALL": "1",
+        "PATH": "/usr/bin",
+    }
+    assert unknown_settings(environ, {"MADBASE_HTTP_READTIMEOUT": "5"}) == (
+        "unknown setting MADBASE_AUTH_GITHUB_SECERT is ignored; "
+        "did you mean MADBASE_AUTH_GITHUB_SECRET?",
+        "unknown setting MADBASE_DATABSE_URL is ignored; did you mean MADBASE_DATABASE_URL?",
+        "unknown setting MADBASE_NOTHING_LIKE_ANY_SETTING_AT_ALL is ignored",
+        "unknown setting MADBASE_PROT is ignored; did you mean MADBASE_PORT?",
+        "unknown setting MADBASE_HTTP_READTIMEOUT (in .env) is ignored; "
+        "did you mean MADBASE_HTTP_READ_TIMEOUT?",
+    )
+
+
+def test_unknown_settings_knows_every_setting_and_provider_variable() -> None:
+    known = {env_name(name): "x" for name in setting_names()}
+    for provider in ("GITHUB", "GOOGLE", "KEYCLOAK"):
+        for field in ("CLIENT_ID", "SECRET", "URL", "REDIRECT_URI", "ENABLED"):
+            known[f"MADBASE_AUTH_{provider}_{field}"] = "x"
+    assert unknown_settings(known, known) == ()
+
+
+# --- where a setting came from ----------------------------------------------------------------
+
+
+def test_config_origin_names_the_source_of_each_setting() -> None:
+    config = Config.from_sources(
+        {"MADBASE_HOST": "0.0.0.0"},
+        {"MADBASE_DATA_DIR": "/srv/madbase"},
+        {"port": "9000", "host": None},
+    )
+    assert config.origin("port") == "--port"
+    assert config.origin("host") == "MADBASE_HOST"
+    assert config.origin("data_dir") == "MADBASE_DATA_DIR (in .env)"
+    assert config.origin("database_url") == "MADBASE_DATABASE_URL"  # not given: its variable
+    assert attrs.evolve(config, port=1234).origin("port") == "--port"
+
+
+def test_database_url_error_never_repeats_the_password() -> None:
+    for raw in (
+        "postgresql://admin:hunter2@[::1",
+        "postgresql://admin:hun%zzter2@db/app",
+        "host=db password=hunter2 x",
+    ):
+        with pytest.raises(ConfigError) as info:
+            Config.from_sources({"MADBASE_DATABASE_URL": raw}, {}, {})
+        assert str(info.value).startswith("MADBASE_DATABASE_URL: not a valid connection string: ")
+        assert "hunter2" not in str(info.value)
+        assert "hun%zz" not in str(info.value)
+    with pytest.raises(ConfigError, match='invalid URI query parameter: "sslmod"'):
+        Config.from_sources({"MADBASE_DATABASE_URL": "postgresql://h/db?sslmod=require"}, {}, {})
+
+
+# --- help -----------------------------------------------------------------------------------
+
+
+def test_add_flags_gives_every_flag_a_help_line_with_its_default() -> None:
+    parser = argparse.ArgumentParser()
+    add_flags(parser)
+    flags = [a for a in parser._actions if a.dest in setting_names()]
+    assert len(flags) == len(setting_names())
+    for action in flags:
+        assert action.help is not None
+        what, _, rest = action.help.partition(" (default: ")
+        assert what, action.dest
+        assert rest.endswith(f"; env {env_name(action.dest)})"), action.help
+        assert rest.removesuffix(f"; env {env_name(action.dest)})"), action.help
+    helps = {a.dest: a.help for a in flags}
+    assert "(default: 8000; env MADBASE_PORT)" in str(helps["port"])
+    assert "(default: 10; env MADBASE_HTTP_SHUTDOWN_TIMEOUT)" in str(helps["http_shutdown_timeout"])
+    assert "(default: public; env MADBASE_DB_SCHEMAS)" in str(helps["db_schemas"])
+    assert "(default: true; env MADBASE_PG_FSYNC)" in str(helps["pg_fsync"])
+
+
+def test_add_flags_can_define_only_some() -> None:
+    parser = argparse.ArgumentParser()
+    add_flags(parser, ("data_dir", "port"))
+    assert vars(parser.parse_args([])) == {"data_dir": None, "port": None}
 
 
 def test_rate_limits_off_switches_every_auth_rate_limit_off() -> None:

@@ -151,6 +151,7 @@ EXPECTED = {
         "token_error",
     },
     "madbase.protocol.http": {
+        "RETRY_AFTER",
         "AmbiguousCredentials",
         "Dispatch",
         "GatewayError",

@@ -93,7 +93,7 @@ class App:
             self.websockets[(name, subpath)] = handler
 
     async def handle(self, request: Request) -> Response:
-        """Answer one request (never raises)."""
+        """Answer one request (never raises but trio's cancellation)."""
         started = time.perf_counter()
         request_id = pick_request_id(request, f"{_ids.getrandbits(128):032x}")
         try:
@@ -103,23 +103,15 @@ class App:
             response = json_response(
                 500, {"message": "Internal server error", "request_id": request_id}
             )
+        except BaseException:
+            # Cancelled: the client went away before the answer (or shutdown ran out of time).
+            # Logged as nginx does such a request, 499, and nothing is sent.
+            _log_access(request, request_id, started, 499, None, 0)
+            raise
         response = finish(response, request, request_id=request_id)
-        if access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                json.dumps(
-                    {
-                        "request_id": request_id,
-                        "method": request.method,
-                        # the path only: query strings may carry an apikey
-                        "path": request.path,
-                        "status": response.status,
-                        "bytes": len(response.body),
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                        "client": request.client,
-                    },
-                    separators=(",", ":"),
-                )
-            )
+        _log_access(
+            request, request_id, started, response.status, response.error_code, len(response.body)
+        )
         return response
 
     def _admit(
@@ -174,3 +166,32 @@ class App:
         decision = self._admit(request)
         assert isinstance(decision, Dispatch)
         await self.websockets[(decision.service, decision.subpath)](request, decision, ws)
+
+
+def _log_access(
+    request: Request,
+    request_id: str,
+    started: float,
+    status: int,
+    error_code: str | None,
+    size: int,
+) -> None:
+    """One JSON line for the access log: what was asked and how it was answered, no secrets."""
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            json.dumps(
+                {
+                    "request_id": request_id,
+                    "method": request.method,
+                    # the path only: query strings may carry an apikey
+                    "path": request.path,
+                    "status": status,
+                    # the code the answer's body carries (PGRST202, 42501, weak_password, ...)
+                    "error_code": error_code,
+                    "bytes": size,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "client": request.client,
+                },
+                separators=(",", ":"),
+            )
+        )

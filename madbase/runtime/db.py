@@ -19,7 +19,7 @@ import contextlib
 import functools
 import logging
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final, final
 
 import attrs
@@ -46,6 +46,9 @@ _RESET_ROLE: Final = b"RESET ROLE"
 _RESETS: Final[tuple[tuple[bytes, None], ...]] = ((_RESET, None), (_RESET_ROLE, None))
 # Prepared statements kept per connection; beyond this, statements run unprepared.
 _MAX_PREPARED: Final = 256
+# Seconds a cancel request may take (a connection to the server and one packet); past that the
+# statement is left to run until Postgres notices its client is gone.
+_CANCEL_TIMEOUT: Final = 2.0
 
 
 class DbUnavailable(Exception):
@@ -104,18 +107,10 @@ class Connection:
         pg = pq.PGconn.connect_start(conninfo.encode())
         try:
             with trio.fail_after(timeout):
-                while True:
-                    if pg.status == pq.ConnStatus.BAD:
-                        raise DbUnavailable(pg_message(pg))
-                    state = pg.connect_poll()
-                    if state == pq.PollingStatus.OK:
-                        break
-                    if state == pq.PollingStatus.READING:
-                        await trio.lowlevel.wait_readable(pg.socket)
-                    elif state == pq.PollingStatus.WRITING:
-                        await trio.lowlevel.wait_writable(pg.socket)
-                    else:
-                        raise DbUnavailable(pg_message(pg))
+                if pg.status == pq.ConnStatus.BAD or not await _polled(
+                    pg.connect_poll, lambda: pg.socket
+                ):
+                    raise DbUnavailable(pg_message(pg))
         except trio.TooSlowError:
             pg.finish()
             raise DbUnavailable("timed out connecting to the database") from None
@@ -132,6 +127,36 @@ class Connection:
         if not self._closed:
             self._closed = True
             self._pg.finish()
+
+    async def cancel(self) -> bool:
+        """Ask the server to cancel the statement under way; True once the request was delivered.
+
+        libpq's cancel request: a new connection to the server carrying this one's cancel key,
+        sent without blocking where libpq has PQcancelStart (17+), else PQcancel in a worker
+        thread. Waits at most `_CANCEL_TIMEOUT` seconds; never raises for the server's sake.
+        """
+        if self._closed:
+            return False
+        with trio.move_on_after(_CANCEL_TIMEOUT):
+            try:
+                try:
+                    request = self._pg.cancel_conn()
+                except psycopg.NotSupportedError:
+                    blocking = self._pg.get_cancel()
+                    await trio.to_thread.run_sync(blocking.cancel, abandon_on_cancel=True)
+                    return True
+                try:
+                    request.start()
+                    if not await _polled(request.poll, lambda: request.socket):
+                        raise psycopg.OperationalError(request.get_error_message())
+                finally:
+                    request.finish()
+            except psycopg.Error as err:
+                log.warning("could not cancel a statement: %s", err)
+                return False
+            return True
+        log.warning("could not cancel a statement: no answer in %s s", _CANCEL_TIMEOUT)
+        return False
 
     def expire(self) -> None:
         """Give up on the transaction under way: its task's wait fails with `DbTimeout`."""
@@ -291,9 +316,14 @@ class Connection:
         except psycopg.Error as err:
             self.broken = True
             raise DbUnavailable(str(err)) from err
-        except BaseException:
+        except BaseException as err:
             # Cancelled or failed half-way: the connection's state is unknown.
             self.broken = True
+            if isinstance(err, trio.Cancelled):
+                # The caller gave up (its client went away, shutdown): closing the connection
+                # does not stop a statement under way until Postgres next writes to it.
+                with trio.CancelScope(shield=True):
+                    await self.cancel()
             raise
         if not preparing:
             return results
@@ -520,6 +550,21 @@ class PoolStatistics:
     size: int
     idle: int
     borrowed: int
+
+
+async def _polled(poll: Callable[[], int], socket: Callable[[], int]) -> bool:
+    """Drive one of libpq's polled exchanges (connecting, a cancel request) to its end, waiting
+    for the socket as each step asks (it may change between steps); False if libpq failed it."""
+    while True:
+        state = poll()
+        if state == pq.PollingStatus.OK:
+            return True
+        if state == pq.PollingStatus.READING:
+            await trio.lowlevel.wait_readable(socket())
+        elif state == pq.PollingStatus.WRITING:
+            await trio.lowlevel.wait_writable(socket())
+        else:
+            return False
 
 
 def _first_error(results: list[pq.abc.PGresult]) -> pq.abc.PGresult | None:

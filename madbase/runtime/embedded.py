@@ -11,6 +11,16 @@ PostgreSQL refuses to run as root. When MadBase runs as root, the server runs as
 
 The server listens on a unix socket only, in a directory only its owner can enter; authentication
 is `trust`, so the socket's permissions are the access control.
+
+Supervision: once started, a server that exits on its own (killed, crashed, stopped from outside)
+is started again after a backoff, while requests get 503 (the pool reconnects by itself). A
+`pg_ctl restart` by someone else stops our server and starts one that is not our child on the
+same cluster. We stop that one and start our own rather than adopt it: only our own child is
+known to run with our settings (no TCP listener under `trust`, the private socket directory),
+to log into `postgres.log`, and to die with MadBase even when MadBase is killed (the
+parent-death signal). PostgreSQL's lock file (`postmaster.pid`) lets only one postmaster run on
+a cluster at a time; whichever of the two loses that race exits, and a foreign one is stopped
+before our next start, and when MadBase stops, so none outlives us.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Final, final
+from typing import IO, Final, NoReturn, final
 from urllib.parse import quote
 
 import trio
@@ -46,6 +56,12 @@ _MAX_SOCKET_PATH: Final = 100
 _START_TIMEOUT: Final = 60.0
 _PR_SET_PDEATHSIG: Final = 1
 _STOP_TIMEOUT: Final = 60.0
+# Restarts after the server exited on its own: soon at first (a kill or an outside restart is
+# over in a second), doubling while starts keep failing, as the schema listener reconnects.
+_RESTART_MIN_BACKOFF: Final = 0.1
+_RESTART_MAX_BACKOFF: Final = 5.0
+# A server that ran this long before exiting was healthy: its restart starts the backoff over.
+_RESTART_STABLE_AFTER: Final = 30.0
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -96,27 +112,57 @@ class EmbeddedPostgres:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Set up the cluster if needed, start the server, report ready, serve until cancelled.
 
+        A server that exits afterwards is started again (module docstring, "Supervision").
         Cancellation stops the server with a fast shutdown (sessions end, a checkpoint is written,
-        nothing committed is lost) and waits for it to exit.
+        nothing committed is lost), and a postmaster someone else started on the cluster too, and
+        waits for them to exit.
+
+        Raises:
+            EmbeddedPostgresError: the cluster could not be set up or the first start failed.
         """
         self._lock_data_dir()
         try:
             user = _server_user()
             await trio.to_thread.run_sync(self._prepare, user)
-            await self._start(user)
             try:
+                await self._start(user)
                 task_status.started()
-                assert self._process is not None
-                code = await wait_exit(self._process)
-                raise EmbeddedPostgresError(
-                    f"the embedded PostgreSQL server exited with status {code}; "
-                    f"see {self.data_dir / 'postgres.log'}"
-                )
+                await self._supervise(user)
             finally:
                 with trio.CancelScope(shield=True):
                     await self._stop()
+                    await trio.to_thread.run_sync(_stop_leftover, self.pgdata)
         finally:
             self._unlock_data_dir()
+
+    async def _supervise(self, user: pwd.struct_passwd | None) -> NoReturn:
+        """Wait for the server to exit and start it again, forever (until cancelled)."""
+        backoff = _RESTART_MIN_BACKOFF
+        while True:
+            started = trio.current_time()
+            assert self._process is not None
+            code = await wait_exit(self._process)
+            if trio.current_time() - started >= _RESTART_STABLE_AFTER:
+                backoff = _RESTART_MIN_BACKOFF
+            log.error(
+                "the embedded PostgreSQL server exited with status %s; restarting it (see %s)",
+                code,
+                self.data_dir / "postgres.log",
+            )
+            while True:
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, _RESTART_MAX_BACKOFF)
+                try:
+                    # Stops a postmaster someone else started on the cluster meanwhile.
+                    await trio.to_thread.run_sync(self._prepare, user, False)
+                    await self._start(user)
+                except (EmbeddedPostgresError, OSError) as err:
+                    log.error("restarting the embedded PostgreSQL server failed: %s", err)
+                    with trio.CancelScope(shield=True):
+                        await self._stop()  # one that started but never got ready
+                    continue
+                log.warning("the embedded PostgreSQL server is running again")
+                break
 
     def _lock_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -135,8 +181,12 @@ class EmbeddedPostgres:
             self._lock_file.close()
             self._lock_file = None
 
-    def _prepare(self, user: pwd.struct_passwd | None) -> None:
-        """Blocking set-up: directories, ownership, initdb, and stopping a leftover server."""
+    def _prepare(self, user: pwd.struct_passwd | None, initialize: bool = True) -> None:
+        """Blocking set-up: directories, ownership, initdb, and stopping a leftover server.
+
+        `initialize` False (a restart): a cluster that vanished is an error, not made anew (the
+        new one would lack the migrations applied at start).
+        """
         bindir = binaries_dir()
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
         self.socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -148,6 +198,8 @@ class EmbeddedPostgres:
         os.chmod(self.socket_dir, 0o700)
         _stop_leftover(self.pgdata)
         if not (self.pgdata / "PG_VERSION").exists():
+            if not initialize:
+                raise EmbeddedPostgresError(f"the cluster in {self.pgdata} is gone")
             if any(self.pgdata.iterdir()):
                 raise EmbeddedPostgresError(
                     f"{self.pgdata} is neither empty nor a PostgreSQL data directory"
@@ -324,9 +376,10 @@ def _postmaster_ready(pgdata: Path, pid: int) -> bool:
 
 
 def _stop_leftover(pgdata: Path) -> None:
-    """Stop a server left running on this cluster by a MadBase that was killed.
+    """Stop a server on this cluster that is not (or no longer) our child.
 
-    We hold the data directory's lock, so no live MadBase owns it.
+    Left running by a MadBase that was killed, or started by `pg_ctl restart` from outside. We
+    hold the data directory's lock, so no live MadBase owns it.
     """
     lines = _read_postmaster_pid(pgdata)
     if not lines:
@@ -338,14 +391,24 @@ def _stop_leftover(pgdata: Path) -> None:
         return
     if not cmdline or not cmdline[0].endswith(b"postgres") or str(pgdata).encode() not in cmdline:
         return
-    log.warning("stopping a leftover embedded postgres (pid %s)", pid)
+    log.warning("stopping a PostgreSQL server on our cluster that is not our child (pid %s)", pid)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGINT)
     for _ in range(int(_STOP_TIMEOUT * 10)):
-        if not Path(f"/proc/{pid}").exists():
+        if not _running(pid):
             return
         time.sleep(0.1)
     raise EmbeddedPostgresError(f"a leftover PostgreSQL server (pid {pid}) did not stop")
+
+
+def _running(pid: int) -> bool:
+    """True while `pid` runs; a zombie (its parent, not us, has yet to reap it) has stopped."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # pid (comm) state ...: comm may hold spaces and parentheses, the state follows the last ")".
+    return stat_line.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def _tail(path: Path, limit: int = 2000) -> str:

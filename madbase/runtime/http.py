@@ -11,9 +11,17 @@ A websocket upgrade (GET with `Upgrade: websocket`) is offered to the applicatio
 `websocket_check`; accepted, the connection is handed to trio-websocket with the bytes the parser
 already read replayed in front, and to the application's `websocket` coroutine.
 
-Shutdown (`begin_shutdown`): listeners close, idle keep-alive connections close, requests in
-flight finish and their responses carry `Connection: close`; whatever is still running after the
-shutdown timeout is cancelled by the caller's nursery.
+A client that goes away while its request is handled (the socket reads end of stream, or is
+reset) has the request cancelled, database statement included (runtime/db.py): a watcher looks at
+the connections whose request is being handled every `_DISCONNECT_CHECK` seconds, without reading
+(a peek; nothing on the hot path). Bytes waiting there (a pipelined request) are no disconnect,
+nor is end of stream behind requests still to answer; like Go's server and nginx, a client that
+half-closes its side right after one request is taken for gone.
+
+Shutdown (`begin_shutdown`): listeners close; connections with no request being handled (idle
+keep-alive ones, and those still sending a request's head) close at once; requests being handled
+(their head complete) finish and their responses carry `Connection: close`; whatever is still
+running after the shutdown timeout is cancelled by the caller's nursery.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import math
 import time
 from typing import Final, Protocol, final
 
+import attrs
 import trio
 import trio_websocket
 
@@ -38,28 +47,65 @@ from madbase.runtime.http_parse import (
     parser_name,
 )
 
-__all__ = ["Application", "HttpServer", "WebSocket"]
+__all__ = ["Application", "HttpServer", "HttpStatistics", "WebSocket"]
 
 log = logging.getLogger(__name__)
 
 WebSocket = trio_websocket.WebSocketConnection
 # A connection answering requests without ever waiting checkpoints after this many.
 _CHECKPOINT_EVERY: Final = 16
+# Seconds between two looks for clients gone while their request is handled: a statement of
+# theirs runs on in Postgres at most about this long.
+_DISCONNECT_CHECK: Final = 0.5
 
-# What a connection is doing (for its deadline, for shutdown and for the 408).
+# What a connection is doing (for its deadline, for shutdown, for the 408 and the disconnect
+# watcher).
 _IDLE: Final = 0
 _READING: Final = 1
 _ANSWERING: Final = 2
 _SENDING: Final = 3
+_UPGRADED: Final = 4
+_NEW: Final = 5  # accepted, nothing read yet
+_GONE: Final = 6  # its client went away: cancelled, closing
 
 
 @final
 class _Connection:
-    __slots__ = ("phase", "scope")
+    __slots__ = ("io", "parser", "phase", "scope")
 
-    def __init__(self) -> None:
-        self.phase = _ANSWERING  # not yet idle: the first wait sets its deadline
+    def __init__(self, io: ConnectionIo, parser: RequestParser) -> None:
+        self.io = io
+        self.parser = parser
+        self.phase = _NEW  # not yet idle: the first wait sets its deadline
         self.scope = trio.CancelScope()
+
+    def owes_nothing(self) -> bool:
+        """No request is being handled: idle, or its head is still arriving (shutdown closes
+        such a connection at once)."""
+        return self.phase == _IDLE or (self.phase == _READING and not self.parser.in_body)
+
+    def client_gone(self) -> bool:
+        """The request being handled has no one left to answer: the peer closed (or reset) the
+        connection, and sent no pipelined request before that."""
+        return self.phase == _ANSWERING and not self.parser.buffered and self.io.peer_closed()
+
+
+@final
+@attrs.frozen(kw_only=True)
+class HttpStatistics:
+    """A snapshot of the server's connections by what they are doing."""
+
+    connections: int
+    # Waiting for a request.
+    idle: int
+    # Receiving a request (its head or its body).
+    reading: int
+    # A request handled, or its response being sent.
+    answering: int
+    # Handed over to a websocket.
+    upgraded: int
+    # Requests cancelled because their client went away.
+    abandoned: int
 
 
 class Application(Protocol):
@@ -120,6 +166,7 @@ class HttpServer:
         self._listener_scope: trio.CancelScope | None = None
         self._connections = 0
         self._slots = trio.Semaphore(settings.max_connections)
+        self._abandoned = 0
         self._date_second = -1
         self._date_value = ""
 
@@ -133,6 +180,18 @@ class HttpServer:
         """Open connections now."""
         return self._connections
 
+    def statistics(self) -> HttpStatistics:
+        """Counts for metrics and tests."""
+        phases = [state.phase for state in self._live]
+        return HttpStatistics(
+            connections=self._connections,
+            idle=phases.count(_IDLE) + phases.count(_NEW),
+            reading=phases.count(_READING),
+            answering=phases.count(_ANSWERING) + phases.count(_SENDING),
+            upgraded=phases.count(_UPGRADED),
+            abandoned=self._abandoned,
+        )
+
     async def serve(
         self,
         listeners: list[trio.SocketListener],
@@ -140,26 +199,44 @@ class HttpServer:
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Accept connections until `begin_shutdown`, then wait for open connections to finish."""
-        async with trio.open_nursery() as connections:
-            async with trio.open_nursery() as accepting:
-                self._listener_scope = accepting.cancel_scope
-                if self._shutting_down:
-                    accepting.cancel_scope.cancel()
-                for listener in listeners:
-                    accepting.start_soon(self._accept_loop, listener, connections)
-                task_status.started()
-            with trio.CancelScope(shield=True):
-                for listener in listeners:
-                    await listener.aclose()
+        async with trio.open_nursery() as watching:
+            watching.start_soon(self._watch_disconnects)
+            async with trio.open_nursery() as connections:
+                async with trio.open_nursery() as accepting:
+                    self._listener_scope = accepting.cancel_scope
+                    if self._shutting_down:
+                        accepting.cancel_scope.cancel()
+                    for listener in listeners:
+                        accepting.start_soon(self._accept_loop, listener, connections)
+                    task_status.started()
+                with trio.CancelScope(shield=True):
+                    for listener in listeners:
+                        await listener.aclose()
+            watching.cancel_scope.cancel()
 
     def begin_shutdown(self) -> None:
-        """Stop accepting, close idle connections, let requests in flight finish."""
+        """Stop accepting, close connections owing no answer, let requests being handled finish."""
         self._shutting_down = True
         if self._listener_scope is not None:
             self._listener_scope.cancel()
         for state in list(self._live):
-            if state.phase == _IDLE:
+            if state.owes_nothing():
+                state.phase = _IDLE  # closed as an idle one is: no 408 for a head cut short
                 state.scope.cancel()
+
+    async def _watch_disconnects(self) -> None:
+        """Cancel the requests whose client went away, every `_DISCONNECT_CHECK` seconds.
+
+        A peek per connection handling a request, and only then: nothing is added to the
+        request's own path (a cancel scope or a task per request would be).
+        """
+        while True:
+            await trio.sleep(_DISCONNECT_CHECK)
+            for state in list(self._live):
+                if state.client_gone():
+                    self._abandoned += 1
+                    state.phase = _GONE
+                    state.scope.cancel()
 
     async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
         while True:
@@ -208,7 +285,7 @@ class HttpServer:
         connection; a request cut short by its deadline gets 408 first.
         """
         parser = _make_parser(self._parser_name, self._settings, client)
-        state = _Connection()
+        state = _Connection(io, parser)
         self._live.add(state)
         try:
             with trio.CancelScope() as state.scope:
@@ -242,6 +319,7 @@ class HttpServer:
             state.phase = _ANSWERING
             scope.deadline = math.inf
             if parsed.upgrade and _is_websocket_upgrade(request):
+                state.phase = _UPGRADED
                 await self._upgrade(parser, io, request)
                 return
             response = await self._app.handle(request)
@@ -272,12 +350,12 @@ class HttpServer:
             parsed = parser.next_request()
             if parsed is not None:
                 return parsed
+            if self._shutting_down and not parser.in_body:
+                return None  # shutdown waits only for requests whose head is complete
             # Deadlines are set before waiting, not per read: a request that arrives whole in
             # one read sets none of its own.
             started = parser.started
             if not started:
-                if self._shutting_down:
-                    return None
                 if state.phase != _IDLE:
                     state.phase = _IDLE
                     scope.deadline = trio.current_time() + settings.keepalive_timeout

@@ -58,6 +58,10 @@ class H11Parser:
     def in_body(self) -> bool:
         return self._head is not None
 
+    @property
+    def buffered(self) -> bool:
+        return bool(self._conn.trailing_data[0])
+
     def receive_data(self, data: bytes) -> None:
         self._started = True
         if self._head is None:

@@ -80,6 +80,10 @@ class HttptoolsParser:
     def in_body(self) -> bool:
         return self._headers_done or self._body_reader is not None
 
+    @property
+    def buffered(self) -> bool:
+        return bool(self._ready or self._pending or self._trailing) or self._in_message
+
     def receive_data(self, data: bytes) -> None:
         if self._body_reader is not None:
             self._body_reader.receive_data(data)

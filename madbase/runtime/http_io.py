@@ -39,6 +39,11 @@ class ConnectionIo:
         """Send what the kernel takes now; the rest (empty when everything went)."""
         return memoryview(data)
 
+    def peer_closed(self) -> bool:
+        """The peer closed or reset the connection and sent nothing before that (the bytes
+        waiting are left for the next read); False when that cannot be known without reading."""
+        return False
+
     async def send_rest(self, rest: memoryview) -> None:
         """Wait until all of `rest` is sent; raises trio.BrokenResourceError."""
         raise NotImplementedError
@@ -73,6 +78,17 @@ class SocketIo(ConnectionIo):
             data = self.receive_now()
             if data is not None:
                 return data
+
+    def peer_closed(self) -> bool:
+        if self._stream is not None:
+            return False  # a websocket's now: its own reader sees the end
+        try:
+            waiting = self._sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True  # reset
+        return not waiting
 
     def send_now(self, data: bytes | memoryview) -> memoryview:
         view = memoryview(data)

@@ -85,6 +85,11 @@ class RequestParser(Protocol):
         """The current request's head is complete; its body is being read."""
         ...
 
+    @property
+    def buffered(self) -> bool:
+        """Bytes beyond the requests returned so far were received (a pipelined request)."""
+        ...
+
     def receive_data(self, data: bytes) -> None:
         """Take bytes from the peer (never empty: the server handles end of stream itself)."""
         ...

@@ -116,5 +116,7 @@ def build(project: Project) -> service.Built:
 
 
 SERVICE = service.Service(
-    mount=Mount("/rest/v1", Service.REST), render_refusal=render_rest_refusal, build=build
+    mount=Mount("/rest/v1", Service.REST, own_methods=True),
+    render_refusal=render_rest_refusal,
+    build=build,
 )

@@ -52,6 +52,21 @@ class ProjectSecrets:
             with os.fdopen(fd, "w") as out:
                 json.dump(stored, out)
             os.replace(path.with_suffix(".tmp"), path)
+        return cls._from_stored(stored, jwt_secret)
+
+    @classmethod
+    def load(cls, data_dir: Path, *, jwt_secret: str | None = None) -> ProjectSecrets | None:
+        """The stored secrets; None when `data_dir` has none (no server has started there)."""
+        stored = cls._read(data_dir / _FILE)
+        return None if stored is None else cls._from_stored(stored, jwt_secret)
+
+    @staticmethod
+    def file(data_dir: Path) -> Path:
+        """Where the secrets of `data_dir` are kept."""
+        return data_dir / _FILE
+
+    @classmethod
+    def _from_stored(cls, stored: dict[str, object], jwt_secret: str | None) -> ProjectSecrets:
         secret = jwt_secret or str(stored["jwt_secret"])
         issued_at = stored["issued_at"]
         assert isinstance(issued_at, int)

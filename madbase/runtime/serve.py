@@ -13,7 +13,10 @@ them at the same moment; Postgres stops only once every one has exited.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import socket
+import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import final
 
@@ -22,7 +25,7 @@ import psycopg
 import trio
 from psycopg.conninfo import make_conninfo
 
-from madbase.config import Config
+from madbase.config import Config, ConfigError
 from madbase.protocol.identity import (
     DEFAULT_TOKEN_ROLES,
     Verifier,
@@ -31,7 +34,7 @@ from madbase.protocol.identity import (
 )
 from madbase.protocol.sql import DbError, Transaction
 from madbase.runtime.app import App
-from madbase.runtime.db import Pool
+from madbase.runtime.db import DbUnavailable, Pool
 from madbase.runtime.embedded import EmbeddedPostgres
 from madbase.runtime.http import HttpServer
 from madbase.runtime.logins import AUTH_LOGIN, DATA_LOGIN, login_conninfo, set_login_passwords
@@ -44,6 +47,8 @@ from madbase.runtime.supervisor import Workers, application_name
 
 __all__ = [
     "Ready",
+    "apply_migrations",
+    "check_data_dir",
     "database_url",
     "open_project",
     "run_server",
@@ -94,6 +99,7 @@ async def open_project(
     services the project mounts and builds, each one's background tasks run in the project's
     nursery.
     """
+    check_data_dir(config)
     secrets_ = ProjectSecrets.load_or_create(config.data_dir, jwt_secret=config.jwt_secret)
     async with trio.open_nursery() as root:
         if database is not None:
@@ -115,7 +121,7 @@ async def open_project(
             if database is None:
                 admin = Pool(conninfo, attrs.evolve(config.db, pool_size=1))
                 try:
-                    applied = await migrate(admin)
+                    applied = await apply_migrations(admin, config)
                     if applied:
                         log.info("applied migrations: %s", ", ".join(applied))
                     await set_login_passwords(admin, secret)
@@ -169,6 +175,61 @@ async def load_token_roles(pool: Pool) -> frozenset[str]:
     return roles
 
 
+def check_data_dir(config: Config) -> None:
+    """Create the data directory if need be and check that files can be written there.
+
+    Raises:
+        ConfigError: it cannot be created or written (the message names the setting).
+    """
+    path = config.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"{config.origin('data_dir')}: cannot use {path.absolute()} as the data directory: "
+            f"{err.strerror or err}"
+        ) from None
+
+
+async def apply_migrations(pool: Pool, config: Config) -> list[str]:
+    """`migrate(pool)`; a configured database that cannot be reached is named as a setting.
+
+    Raises:
+        ConfigError: `database_url` is set and no connection to it could be made.
+        MigrationError: a migration failed.
+    """
+    try:
+        return await migrate(pool)
+    except DbUnavailable as err:
+        if config.database_url is None:
+            raise
+        reason = " ".join(str(err).split())  # libpq's messages run over several lines
+        raise ConfigError(f"{config.origin('database_url')}: cannot connect: {reason}") from None
+
+
+async def _listen(config: Config) -> list[trio.SocketListener]:
+    """Bind `config.host`:`config.port`.
+
+    Raises:
+        ConfigError: the host cannot be resolved or bound, or the port is taken or not allowed.
+    """
+    host, port = config.host, config.port
+    try:
+        return await trio.open_tcp_listeners(port, host=host)
+    except socket.gaierror as err:
+        raise ConfigError(
+            f"{config.origin('host')}: cannot resolve {host!r}: {err.strerror}"
+        ) from None
+    except OSError as err:
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        setting = "port" if err.errno in (errno.EADDRINUSE, errno.EACCES) else "host"
+        raise ConfigError(
+            f"{config.origin(setting)}: cannot listen on {address}: {err.strerror or err}"
+        ) from None
+
+
 def _named(conninfo: str, name: str) -> str:
     """`conninfo` with `name` as its fallback application_name (its own, if any, wins)."""
     try:
@@ -193,7 +254,7 @@ async def run_server(
     """
     # Bound first, so that with `--port 0` the project (token issuer, links in mail) knows the
     # port the OS picked; connections wait in the backlog until the server starts serving.
-    listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+    listeners = await _listen(config)
     config = attrs.evolve(config, port=listeners[0].socket.getsockname()[1])
     try:
         async with open_project(config) as project:

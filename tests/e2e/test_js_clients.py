@@ -49,7 +49,8 @@ def _tool(name: str) -> str:
     if path is None:
         pytest.fail(
             f"`{name}` is not on PATH: the supabase-js tests need Node.js 20+ and npm "
-            f"(install Node.js, then `npm ci` in {JS_DIR})",
+            "(Debian/Ubuntu: apt-get install nodejs npm; `bash scripts/test` then installs "
+            f"the client with `npm ci` in {JS_DIR})",
             pytrace=False,
         )
     return path

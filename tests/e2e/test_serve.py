@@ -21,6 +21,7 @@ import pytest
 import supabase
 
 from madbase.runtime.embedded import binaries_dir
+from madbase.runtime.secrets import ProjectSecrets
 
 pytestmark = pytest.mark.pg
 
@@ -359,6 +360,7 @@ def test_serve_bad_setting_is_one_line_and_exit_2(
 
 
 def test_serve_reads_dotenv_file_under_environment(tmp_path: Path) -> None:
+    ProjectSecrets.load_or_create(tmp_path / "d")  # `keys` reads a data directory a server made
     (tmp_path / ".env").write_text("MADBASE_PORT=not-a-port\n")
     proc = subprocess.run(
         [sys.executable, "-m", "madbase", "keys", "--data-dir", str(tmp_path / "d")],

@@ -13,7 +13,14 @@ from madbase.config import DbSettings
 from madbase.protocol.http import Request
 from madbase.protocol.sql import Statement, Transaction
 from madbase.runtime.app import App
-from madbase.runtime.db import Connection, DbError, DbTimeout, DbUnavailable, Pool
+from madbase.runtime.db import (
+    Connection,
+    DbError,
+    DbTimeout,
+    DbUnavailable,
+    Pool,
+    PoolStatistics,
+)
 from madbase.runtime.embedded import EmbeddedPostgres
 from madbase.runtime.migrate import migrate
 from madbase.runtime.secrets import ProjectSecrets
@@ -175,6 +182,62 @@ async def test_pool_times_out_only_the_slow_one_of_concurrent_transactions(datab
         assert result[0].rows[0][1] == value
     assert pool.statistics().borrowed == 0
     pool.close()
+
+
+def sleepers(conninfo: str) -> int:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(
+            "select count(*) from pg_stat_activity"
+            " where datname = current_database() and wait_event = 'PgSleep'"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_pool_cancelled_transaction_cancels_its_statement(database: str) -> None:
+    pool = Pool(database, DbSettings(pool_size=1))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pool.run, tx("select pg_sleep(60)"))
+        with trio.fail_after(10):
+            while not await trio.to_thread.run_sync(sleepers, database):
+                await trio.sleep(0.02)
+        nursery.cancel_scope.cancel()
+    # Cancelled server-side, not merely left behind with its connection closed.
+    with trio.fail_after(10):  # far below the 60 s the statement would run
+        while await trio.to_thread.run_sync(sleepers, database):
+            await trio.sleep(0.02)
+    assert pool.statistics() == PoolStatistics(size=1, idle=0, borrowed=0)  # not reused
+    result = await pool.run(tx("select 1"))
+    assert not isinstance(result, DbError)
+    pool.close()
+
+
+class _BlockingCancel:
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def cancel(self) -> None:
+        self.sent += 1
+
+
+class _OldLibpq:
+    """A connection of a libpq without PQcancelStart (before 17)."""
+
+    def __init__(self) -> None:
+        self.request = _BlockingCancel()
+
+    def cancel_conn(self) -> object:
+        raise psycopg.NotSupportedError("cancel_conn requires libpq 17")
+
+    def get_cancel(self) -> _BlockingCancel:
+        return self.request
+
+
+async def test_connection_cancel_falls_back_to_pqcancel_in_a_thread() -> None:
+    old = _OldLibpq()
+    conn = Connection(old)  # type: ignore[arg-type]
+    assert await conn.cancel()
+    assert old.request.sent == 1
 
 
 async def test_pool_hands_returned_connections_to_waiters_in_order(database: str) -> None:

@@ -13,7 +13,7 @@ import trio_websocket
 
 from madbase.config import HttpSettings
 from madbase.protocol.http import Request, Response, json_response
-from madbase.runtime.http import HttpServer, WebSocket
+from madbase.runtime.http import _DISCONNECT_CHECK, HttpServer, WebSocket
 
 
 class EchoApp:
@@ -569,3 +569,113 @@ async def test_http_ignores_expect_on_http_10(settings: HttpSettings) -> None:
         response, body = await client.response()
         assert response.status_code == 200
         assert b'"body":"hello"' in body
+
+
+# --- shutdown and clients that go away, over TCP ------------------------------------------------
+
+
+class GateApp(EchoApp):
+    """`/gate` waits until `opened` is set; `cancelled` lists the requests cancelled meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = trio.Event()
+        self.cancelled: list[str] = []
+
+    async def handle(self, request: Request) -> Response:
+        if request.path == "/gate":
+            try:
+                await self.opened.wait()
+            except trio.Cancelled:
+                self.cancelled.append(request.target)
+                raise
+        return await super().handle(request)
+
+
+async def wait_for(server: HttpServer, **counts: int) -> None:
+    """Until the server's statistics show `counts` (a guard, not a timing: 10 s at most)."""
+    with trio.fail_after(10):
+        while any(getattr(server.statistics(), k) != v for k, v in counts.items()):
+            await trio.sleep(0.01)
+
+
+async def test_tcp_shutdown_waits_only_for_requests_being_handled(settings: HttpSettings) -> None:
+    # Read timeout and drain far longer than the guard below: closing must not wait for them.
+    patient = attrs.evolve(settings, read_timeout=120.0, keepalive_timeout=120.0)
+    app = GateApp()
+    async with trio.open_nursery() as nursery:
+        server, port = await tcp_server(nursery, app, patient)
+        partial = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        await partial.send_raw(b"GET / HTTP/1.1\r\nHost: a\r\n")  # the head, cut short
+        idle = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        await idle.send_raw(get("/first"))
+        await idle.response()
+        handled = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        await handled.send_raw(get("/gate"))
+        uploading = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        await uploading.send_raw(post_head(10) + b"12345")  # head complete, body under way
+        await wait_for(server, idle=1, reading=2, answering=1)
+        server.begin_shutdown()
+        with trio.fail_after(10):
+            # Closed at once, without a 408: no request of theirs is being handled.
+            assert await partial.stream.receive_some(1) == b""
+            assert await idle.stream.receive_some(1) == b""
+        await uploading.send_raw(b"67890")
+        response, body = await uploading.response()
+        assert response.status_code == 200
+        assert b'"body":"1234567890"' in body
+        assert header(response, b"connection") == b"close"
+        app.opened.set()
+        response, body = await handled.response()
+        assert response.status_code == 200
+        assert header(response, b"connection") == b"close"
+        for client in (partial, idle, handled, uploading):
+            await client.stream.aclose()
+    assert app.cancelled == []
+    assert server.connections == 0
+
+
+async def test_tcp_cancels_the_request_of_a_client_that_went_away(settings: HttpSettings) -> None:
+    app = GateApp()
+    async with trio.open_nursery() as nursery:
+        server, port = await tcp_server(nursery, app, settings)
+        client = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        await client.send_raw(get("/gate?who=gone"))
+        await wait_for(server, answering=1)
+        await client.stream.aclose()
+        await wait_for(server, abandoned=1, connections=0)
+        assert app.cancelled == ["/gate?who=gone"]
+        # The server goes on serving.
+        other = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        await other.send_raw(get("/after"))
+        response, _ = await other.response()
+        assert response.status_code == 200
+        await other.stream.aclose()
+        server.begin_shutdown()
+
+
+async def test_tcp_pipelined_requests_then_end_of_stream_are_all_answered(
+    settings: HttpSettings,
+) -> None:
+    # Bytes after a complete request are a pipelined request, not a disconnect; nor is the end of
+    # the stream behind requests still to answer (a client half-closing after its last request).
+    app = GateApp()
+    async with trio.open_nursery() as nursery:
+        server, port = await tcp_server(nursery, app, settings)
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        client = Client(stream)
+        await client.send_raw(get("/gate") + get("/second"))
+        await wait_for(server, answering=1)
+        await trio.sleep(2 * _DISCONNECT_CHECK)  # the watcher looks at it meanwhile
+        await stream.send_eof()
+        await trio.sleep(2 * _DISCONNECT_CHECK)
+        app.opened.set()
+        for path in (b"/gate", b"/second"):
+            response, body = await client.response()
+            assert response.status_code == 200
+            assert path in body
+        assert await client.closed()
+        assert server.statistics().abandoned == 0
+        assert app.cancelled == []
+        await stream.aclose()
+        server.begin_shutdown()

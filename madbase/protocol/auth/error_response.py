@@ -24,7 +24,9 @@ from madbase.protocol.http.errors import (
     AmbiguousCredentials,
     GatewayError,
     InvalidApiKey,
+    MethodNotAllowed,
     MissingApiKey,
+    NotAProxy,
     RouteNotFound,
 )
 from madbase.protocol.http.messages import Headers, JsonValue, Request, Response, json_response
@@ -110,7 +112,7 @@ def render_auth_error(
         body = {"error": err.error}
         if err.description:
             body["error_description"] = err.description
-        return json_response(400, body, headers)
+        return json_response(400, body, headers, error_code=err.error)
     code = err.error_code or ("unexpected_failure" if status == 500 else "unknown")
     if err.error_code:
         headers += (("x-sb-error-code", err.error_code),)
@@ -123,7 +125,7 @@ def render_auth_error(
     if isinstance(err, WeakPassword):
         reasons: list[JsonValue] = list(err.reasons)
         body["weak_password"] = {"reasons": reasons} if reasons else {}
-    return json_response(status, body, headers)
+    return json_response(status, body, headers, error_code=code)
 
 
 class _RouteNotFound(AuthError):
@@ -131,6 +133,18 @@ class _RouteNotFound(AuthError):
 
     error_code = "not_found"
     status = 404
+
+
+class _MethodNotAllowed(AuthError):
+    """A method no route of GoTrue's takes (its router answers 405 without a code of its own)."""
+
+    error_code = "method_not_allowed"
+    status = 405
+
+
+class _BadRequest(AuthError):
+    error_code = "bad_request"
+    status = 400
 
 
 def _refusal(err: GatewayError) -> AuthError:
@@ -144,6 +158,10 @@ def _refusal(err: GatewayError) -> AuthError:
             return ValidationFailed(message, status=err.status)
         case RouteNotFound():
             return _RouteNotFound(message)
+        case MethodNotAllowed():
+            return _MethodNotAllowed(message)
+        case NotAProxy():
+            return _BadRequest(message)
     return AuthError(message, status=err.status)
 
 
@@ -156,4 +174,7 @@ def render_auth_refusal(err: GatewayError, request: Request) -> Response:
     >>> render_auth_refusal(MissingApiKey(), asked).body  # not a date: the legacy shape
     b'{"code":401,"error_code":"no_authorization","msg":"No API key found in request"}'
     """
-    return render_auth_error(_refusal(err), api_version=request.header("x-supabase-api-version"))
+    response = render_auth_error(
+        _refusal(err), api_version=request.header("x-supabase-api-version")
+    )
+    return response.with_headers(err.extra_headers())

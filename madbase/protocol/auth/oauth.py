@@ -235,8 +235,8 @@ def _authorize_redirect(
     return _redirect(url, 302)
 
 
-def _redirect(location: str, status: int) -> Response:
-    return Response(status=status, headers=(("location", location),))
+def _redirect(location: str, status: int, *, error_code: str | None = None) -> Response:
+    return Response(status=status, headers=(("location", location),), error_code=error_code)
 
 
 # --- GET/POST /callback ----------------------------------------------------------------------
@@ -270,6 +270,12 @@ def _error_params(err: AuthError) -> list[tuple[str, str]]:
     return [("error", kind), ("error_code", code), ("error_description", err.message)]
 
 
+def _code(params: list[tuple[str, str]]) -> str:
+    """The code an error redirect carries (for the access log): `error_code`, else `error`."""
+    found = dict(params)
+    return found.get("error_code") or found["error"]
+
+
 def _with_query(url: str, extra: list[tuple[str, str]]) -> tuple[str, list[tuple[str, str]]]:
     """`url`'s query merged with `extra` (re-encoded with sorted keys, as Go's url.Values)."""
     parts = urlsplit(url)
@@ -284,7 +290,7 @@ def _error_redirect(url: str, err: AuthError) -> Response:
     params = _error_params(err)
     location, _ = _with_query(url, params)
     fragment = [(k, v) for k, v in params if v] + [("sb", "")]
-    return _redirect(location + "#" + urlencode(sorted(fragment)), 302)
+    return _redirect(location + "#" + urlencode(sorted(fragment)), 302, error_code=_code(params))
 
 
 def _callback(request: Request, settings: AuthSettings, *, now: datetime) -> Flow[Response]:
@@ -292,8 +298,9 @@ def _callback(request: Request, settings: AuthSettings, *, now: datetime) -> Flo
     try:
         state = yield from _load_state(params.get("state", ""), settings, now=now)
     except AuthError as err:
-        location, _ = _with_query(settings.site_url, _error_params(err))
-        return _redirect(location, 303)
+        refusal = _error_params(err)
+        location, _ = _with_query(settings.site_url, refusal)
+        return _redirect(location, 303, error_code=_code(refusal))
     target_url = state.referrer or settings.site_url
     try:
         location = yield from _complete(state, params, target_url, request, settings, now=now)

@@ -131,7 +131,7 @@ def _verify_get(request: Request, settings: AuthSettings, *, now: datetime) -> F
             params, request, settings, now=now, pkce_redirect=redirect if pkce else None
         )
     except AuthError as err:
-        return _see_other(_error_url(redirect, err))
+        return _see_other(_error_url(redirect, err), error_code=err.error_code or None)
     if outcome is None:
         return _see_other(_with_fragment(redirect, {"message": _HALF_CONFIRMED, "sb": ""}))
     response, kind = outcome
@@ -151,8 +151,8 @@ def _verify_get(request: Request, settings: AuthSettings, *, now: datetime) -> F
     return _see_other(f"{redirect}#{urlencode(sorted(fragment.items()))}")
 
 
-def _see_other(location: str) -> Response:
-    return Response(status=303, headers=(("location", location),))
+def _see_other(location: str, *, error_code: str | None = None) -> Response:
+    return Response(status=303, headers=(("location", location),), error_code=error_code)
 
 
 def _with_fragment(url: str, values: dict[str, str]) -> str:

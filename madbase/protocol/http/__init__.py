@@ -13,6 +13,7 @@ from madbase.protocol.http.errors import (
     render_refusal,
 )
 from madbase.protocol.http.gateway import (
+    RETRY_AFTER,
     Dispatch,
     Health,
     Mount,
@@ -26,6 +27,7 @@ from madbase.protocol.http.gateway import (
 from madbase.protocol.http.messages import Headers, JsonValue, Request, Response, json_response
 
 __all__ = [
+    "RETRY_AFTER",
     "AmbiguousCredentials",
     "Dispatch",
     "GatewayError",

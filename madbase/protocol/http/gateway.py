@@ -5,11 +5,13 @@ preflight, a path under no mount), refuses it inside a service's mount (`Refused
 renders the refusal in its own error shape), or hands back a `Dispatch` naming the service, the
 path inside it, the API key's claims and the identity of the `Authorization` token, both verified
 here once with the project's `Verifier`. Services read the dispatch and never verify again.
-`finish(...)` adds the headers every response carries (request id, CORS). Supabase's API gateway
+`finish(...)` adds the headers every response carries (request id, CORS, `Retry-After` on a
+503). Supabase's API gateway
 (Kong) does these jobs in front of each service; here they are plain functions.
 
 The gateway knows no service: each one declares its `Mount` (path prefix, name, the paths it
-answers without an API key) and the runtime passes the project's mounts in.
+answers without an API key, whether it answers methods no route takes itself) and the runtime
+passes the project's mounts in.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from madbase.protocol.http.errors import (
     AmbiguousCredentials,
     GatewayError,
     InvalidApiKey,
+    MethodNotAllowed,
     MissingApiKey,
+    NotAProxy,
     RouteNotFound,
     render_refusal,
 )
@@ -33,6 +37,7 @@ from madbase.protocol.http.messages import Headers, Request, Response, json_resp
 from madbase.protocol.identity import ApiKeyClaims, ApiKeyError, BearerError, Principal, Verifier
 
 __all__ = [
+    "RETRY_AFTER",
     "Dispatch",
     "Health",
     "Mount",
@@ -50,7 +55,10 @@ CORS_ALLOW_HEADERS: Final = (
     "range, range-unit, x-upsert, cache-control, x-retry-count, x-supabase-api-version, "
     "x-request-id, x-project-ref, x-metadata, content-range, accept"
 )
-CORS_ALLOW_METHODS: Final = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+# Every method some route of ours takes; any other is refused at the gateway (405).
+_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_TAKEN: Final = frozenset(_METHODS)
+CORS_ALLOW_METHODS: Final = ", ".join(_METHODS)
 CORS_EXPOSE_HEADERS: Final = (
     "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, "
     "Transfer-Encoding, Range-Unit, X-Request-Id, X-Supabase-Api-Version, X-Sb-Error-Code, "
@@ -58,6 +66,11 @@ CORS_EXPOSE_HEADERS: Final = (
     "X-Total-Count, Link, Retry-After"
 )
 CORS_MAX_AGE: Final = "86400"
+
+# Every 503 says when to try again, as PostgREST's do (App.hs `addRetryHint`: the seconds until
+# its next reconnection attempt, which PostgREST 13 no longer tracks and sends as 0). Our pool
+# connects again for the very next request, so 0 is true here as well.
+RETRY_AFTER: Final = "0"
 
 # A request id from the client is echoed only if it is short and printable.
 _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
@@ -70,12 +83,15 @@ class Health:
 @final
 @attrs.frozen
 class Mount:
-    """Where a service is mounted: `prefix` (`/rest/v1`), its `service` name, and the subpaths
-    it answers without an API key (`open_paths`, GoTrue's `/verify` and the like)."""
+    """Where a service is mounted: `prefix` (`/rest/v1`), its `service` name, the subpaths it
+    answers without an API key (`open_paths`, GoTrue's `/verify` and the like), and whether it
+    answers methods no route takes itself (`own_methods`)."""
 
     prefix: str
     service: str
     open_paths: frozenset[str] = frozenset()
+    # The service answers methods no route takes itself (PostgREST: PGRST117, PGRST101 on /rpc).
+    own_methods: bool = False
 
 
 @final
@@ -117,11 +133,15 @@ def admit(
 ) -> Response | Dispatch | Refused | Health:
     """Decide who answers `request`, verifying its API key and bearer token once.
 
-    Returns a `Response` when the gateway answers itself (preflight, a path under no mount),
-    `Health` for `/health`, `Refused` for refused or ambiguous credentials, else a `Dispatch`
-    carrying `request_id`.
+    Returns a `Response` when the gateway answers itself (preflight, a path under no mount, a
+    tunnel request), `Health` for `/health`, `Refused` for refused or ambiguous credentials and
+    methods no route takes, else a `Dispatch` carrying `request_id`.
     """
     path = request.path
+    if request.method not in _TAKEN:
+        refused = _refuse_method(request, mounts)
+        if refused is not None:
+            return refused
     if (
         request.method == "OPTIONS"
         and request.header("origin") is not None
@@ -156,6 +176,25 @@ def admit(
     )
 
 
+def _refuse_method(request: Request, mounts: tuple[Mount, ...]) -> Response | Refused | None:
+    """The answer to a method no route takes (TRACE, CONNECT, PROPFIND, ...); None when the
+    addressed service answers such methods itself (`Mount.own_methods`: PostgREST's PGRST117,
+    or PGRST101 on `/rpc`).
+
+    `CONNECT host:port` (RFC 9110 §9.3.6, the authority form) asks for a tunnel: 400, we are no
+    proxy. Otherwise 405 with `Allow`, in the addressed service's error shape.
+    """
+    if request.method == "CONNECT" and not request.target.startswith("/"):
+        return render_refusal(NotAProxy())
+    mount, _ = _route(request.path, mounts)
+    refusal = MethodNotAllowed(request.method, CORS_ALLOW_METHODS)
+    if mount is None:
+        return render_refusal(refusal)
+    if mount.own_methods:
+        return None
+    return Refused(mount=mount, error=refusal)
+
+
 def route_not_found(request: Request) -> RouteNotFound:
     """The refusal for a path inside a mount that its service does not serve."""
     return RouteNotFound(f"Route {request.method}:{request.path} not found")
@@ -183,8 +222,16 @@ def pick_request_id(request: Request, generated: str) -> str:
 
 
 def finish(response: Response, request: Request, *, request_id: str) -> Response:
-    """Add the headers every response carries: the request id and, for browsers, CORS."""
+    """Add the headers every response carries: the request id, `Retry-After` on a 503 that has
+    none, and, for browsers, CORS.
+
+    >>> done = finish(Response(status=503), Request(method="GET", target="/"), request_id="r")
+    >>> done.headers
+    (('x-request-id', 'r'), ('retry-after', '0'))
+    """
     extra: Headers = (("x-request-id", request_id),)
+    if response.status == 503 and response.header("retry-after") is None:
+        extra += (("retry-after", RETRY_AFTER),)
     if (
         request.header("origin") is not None
         and response.header("access-control-allow-origin") is None

@@ -87,16 +87,27 @@ class Request:
 @final
 @attrs.frozen(kw_only=True)
 class Response:
-    """One HTTP response; the server adds framing headers (content-length, date, connection)."""
+    """One HTTP response; the server adds framing headers (content-length, date, connection).
+
+    `error_code` is the code an error answer carries in its body (`PGRST202`, `42501`,
+    `weak_password`, ...), set by whoever rendered the body so that the access log can name it
+    without parsing the body again; it is never sent as such and is not part of equality.
+    """
 
     status: int
     headers: Headers = ()
     body: bytes = b""
+    error_code: str | None = attrs.field(default=None, eq=False)
 
     def with_headers(self, extra: Headers) -> Response:
         """This response with `extra` headers appended."""
         # Built directly: attrs.evolve costs several microseconds on every response.
-        return Response(status=self.status, headers=self.headers + extra, body=self.body)
+        return Response(
+            status=self.status,
+            headers=self.headers + extra,
+            body=self.body,
+            error_code=self.error_code,
+        )
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (lower-case), or None."""
@@ -106,8 +117,10 @@ class Response:
         return None
 
 
-def json_response(status: int, value: JsonValue, headers: Headers = ()) -> Response:
-    """A response whose body is `value` as compact JSON.
+def json_response(
+    status: int, value: JsonValue, headers: Headers = (), *, error_code: str | None = None
+) -> Response:
+    """A response whose body is `value` as compact JSON (`error_code`: see `Response`).
 
     >>> json_response(200, {"a": 1}).body
     b'{"a":1}'
@@ -117,4 +130,5 @@ def json_response(status: int, value: JsonValue, headers: Headers = ()) -> Respo
         status=status,
         headers=(("content-type", "application/json; charset=utf-8"), *headers),
         body=body,
+        error_code=error_code,
     )

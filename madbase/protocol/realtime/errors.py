@@ -1,5 +1,7 @@
 """Supabase Realtime's HTTP error shape, `{error}` (its websocket errors are channel replies).
 
+The shape has no code: the access log gets the gateway's name for the refusal.
+
 Only the gateway's refusals exist so far: the realtime service itself is not built yet.
 """
 
@@ -18,4 +20,4 @@ def render_realtime_refusal(err: GatewayError, request: Request) -> Response:
     >>> render_realtime_refusal(InvalidApiKey(), Request(method="GET", target="/")).body
     b'{"error":"Invalid API key"}'
     """
-    return json_response(err.status, {"error": str(err)})
+    return json_response(err.status, {"error": str(err)}, err.extra_headers(), error_code=err.code)

@@ -67,7 +67,9 @@ from madbase.protocol.http.errors import (
     AmbiguousCredentials,
     GatewayError,
     InvalidApiKey,
+    MethodNotAllowed,
     MissingApiKey,
+    NotAProxy,
     ProtocolError,
     RouteNotFound,
 )
@@ -166,7 +168,7 @@ def render_rest_error(err: RestError, *, verbose: bool = True) -> Response:
     if verbose:
         body = {"code": err.code, "message": err.message, "details": err.details, "hint": err.hint}
     headers: Headers = (("proxy-status", f"PostgREST; error={err.code}"), *err.extra_headers())
-    return json_response(err.status, body, headers)
+    return json_response(err.status, body, headers, error_code=err.code)
 
 
 # PostgREST's codes for the gateway's refusals. PostgREST has no code for two credentials of a
@@ -177,6 +179,8 @@ _REFUSAL_CODES: Final[Mapping[type[GatewayError], str]] = MappingProxyType(
         InvalidApiKey: "PGRST301",  # JWT could not be decoded or verified
         AmbiguousCredentials: "PGRST301",
         RouteNotFound: "PGRST125",  # invalid path specified in request URL
+        MethodNotAllowed: "PGRST117",  # unsupported HTTP method
+        NotAProxy: "PGRST125",
     }
 )
 
@@ -189,7 +193,7 @@ def render_rest_refusal(err: GatewayError, request: Request) -> Response:
     """
     code = _REFUSAL_CODES.get(type(err), "PGRST000")
     body: JsonValue = {"code": code, "message": str(err), "details": None, "hint": err.hint}
-    return json_response(err.status, body)
+    return json_response(err.status, body, err.extra_headers(), error_code=code)
 
 
 def token_error(err: BearerError) -> RestError:
@@ -773,7 +777,7 @@ def db_error_response(
     headers: Headers = (("proxy-status", f"PostgREST; error={sqlstate}"),)
     if status == 401:
         headers += (("www-authenticate", "Bearer"),)
-    return json_response(status, body, headers)
+    return json_response(status, body, headers, error_code=sqlstate)
 
 
 def _raised_pgrst_response(message: str, detail: str | None, *, verbose: bool) -> Response:
@@ -816,4 +820,4 @@ def _raised_pgrst_response(message: str, detail: str | None, *, verbose: bool) -
         }
     headers: Headers = (("proxy-status", f"PostgREST; error={code}"),)
     headers += tuple((str(k).lower(), str(v)) for k, v in det["headers"].items())
-    return json_response(det["status"], body, headers)
+    return json_response(det["status"], body, headers, error_code=code)

@@ -172,7 +172,12 @@ def _write_response(plan: Plan, row: tuple[bytes | None, ...]) -> Response:
 def _strip(plan: Plan, response: Response) -> Response:
     """Errors on HEAD keep their status and headers but send no body."""
     if plan.head:
-        return Response(status=response.status, headers=response.headers, body=b"")
+        return Response(
+            status=response.status,
+            headers=response.headers,
+            body=b"",
+            error_code=response.error_code,
+        )
     return response
 
 

@@ -518,4 +518,6 @@ def with_response_settings(
         return response
     named = {name for name, _ in extra}
     kept = tuple((name, text) for name, text in response.headers if name not in named)
-    return Response(status=status, headers=(*extra, *kept), body=response.body)
+    return Response(
+        status=status, headers=(*extra, *kept), body=response.body, error_code=response.error_code
+    )

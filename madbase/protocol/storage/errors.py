@@ -14,7 +14,9 @@ from madbase.protocol.http.errors import (
     AmbiguousCredentials,
     GatewayError,
     InvalidApiKey,
+    MethodNotAllowed,
     MissingApiKey,
+    NotAProxy,
     RouteNotFound,
 )
 from madbase.protocol.http.messages import JsonValue, Request, Response, json_response
@@ -28,6 +30,8 @@ _REFUSAL_ERRORS: Final[Mapping[type[GatewayError], str]] = MappingProxyType(
         InvalidApiKey: "Unauthorized",
         AmbiguousCredentials: "InvalidRequest",
         RouteNotFound: "not_found",
+        MethodNotAllowed: "method_not_allowed",
+        NotAProxy: "InvalidRequest",
     }
 )
 
@@ -38,9 +42,6 @@ def render_storage_refusal(err: GatewayError, request: Request) -> Response:
     >>> render_storage_refusal(MissingApiKey(), Request(method="GET", target="/")).body
     b'{"statusCode":"401","error":"Unauthorized","message":"No API key found in request"}'
     """
-    body: JsonValue = {
-        "statusCode": str(err.status),
-        "error": _REFUSAL_ERRORS.get(type(err), "InternalError"),
-        "message": str(err),
-    }
-    return json_response(err.status, body)
+    code = _REFUSAL_ERRORS.get(type(err), "InternalError")
+    body: JsonValue = {"statusCode": str(err.status), "error": code, "message": str(err)}
+    return json_response(err.status, body, err.extra_headers(), error_code=code)

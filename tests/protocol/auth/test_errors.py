@@ -119,6 +119,7 @@ def test_errors_each_class_renders_both_shapes(cls: type[AuthError]) -> None:
     assert versioned.status == cls.status
     assert versioned.header("x-supabase-api-version") == "2024-01-01"
     assert versioned.header("x-sb-error-code") == cls.error_code
+    assert versioned.error_code == cls.error_code  # for the access log
     assert json.loads(versioned.body)["code"] == cls.error_code
     assert json.loads(versioned.body)["message"] == cls.default_message
     legacy = render_auth_error(err, api_version=None)

@@ -286,6 +286,7 @@ def test_callback_state_errors_go_to_the_site(
         "error_description": description,
     }
     assert fragment == {}
+    assert result.response.error_code == code  # for the access log
 
 
 # --- /callback: provider and exchange -------------------------------------------------------------
@@ -297,6 +298,7 @@ def test_callback_passes_on_the_providers_error() -> None:
     assert where.startswith(APP + "?")
     assert query == {"error": "access_denied", "error_description": "No way"}
     assert fragment == {"error": "access_denied", "error_description": "No way", "sb": ""}
+    assert result.response.error_code == "access_denied"
 
 
 def test_callback_error_keeps_the_redirect_query() -> None:

@@ -201,6 +201,7 @@ def test_verify_link_errors_redirect() -> None:
         "error_description": ["Email link is invalid or has expired"],
         "sb": [""],
     }
+    assert run.response.error_code == "otp_expired"
 
 
 def test_verify_link_half_confirmation_redirects_with_a_message() -> None:

@@ -116,6 +116,70 @@ def test_admit_unknown_path_is_gateway_404(target: str, with_key: bool) -> None:
     assert body(response) == {"message": "no Route matched with those values"}
 
 
+@pytest.mark.parametrize("target", ["example.com:443", "127.0.0.1:5432", "[::1]:80", "x"])
+@pytest.mark.parametrize("with_key", [True, False])
+def test_admit_connect_to_an_authority_is_400_not_a_proxy(target: str, with_key: bool) -> None:
+    headers = (("apikey", ANON_KEY),) if with_key else ()
+    response = admitted(target, *headers, method="CONNECT")
+    assert isinstance(response, Response)
+    assert response.status == 400
+    assert body(response) == {"message": "CONNECT is not supported: this server is not a proxy"}
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/", {"message": "Unsupported HTTP method: TRACE"}),
+        ("/health", {"message": "Unsupported HTTP method: TRACE"}),
+        ("/nowhere", {"message": "Unsupported HTTP method: TRACE"}),
+        (
+            "/auth/v1/user",
+            {
+                "code": 405,
+                "error_code": "method_not_allowed",
+                "msg": "Unsupported HTTP method: TRACE",
+            },
+        ),
+        (
+            "/storage/v1/bucket",
+            {
+                "statusCode": "405",
+                "error": "method_not_allowed",
+                "message": "Unsupported HTTP method: TRACE",
+            },
+        ),
+        ("/realtime/v1/api/broadcast", {"error": "Unsupported HTTP method: TRACE"}),
+    ],
+)
+@pytest.mark.parametrize("with_key", [True, False])
+def test_admit_method_no_route_takes_is_405_with_allow(
+    target: str, expected: object, with_key: bool
+) -> None:
+    headers = (("apikey", ANON_KEY),) if with_key else ()
+    response = admitted(target, *headers, method="TRACE")
+    assert isinstance(response, Response)
+    assert response.status == 405
+    assert body(response) == expected
+    assert response.header("allow") == "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
+
+@pytest.mark.parametrize("method", ["CONNECT", "PROPFIND", "BREW", "get"])
+def test_admit_any_unknown_method_is_405_on_a_path(method: str) -> None:
+    response = admitted("/auth/v1/token", ("apikey", ANON_KEY), method=method)
+    assert isinstance(response, Response)
+    assert response.status == 405
+    assert response.error_code == "method_not_allowed"
+    assert response.header("x-sb-error-code") == "method_not_allowed"
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT"])
+def test_admit_leaves_unknown_methods_under_rest_to_postgrest(method: str) -> None:
+    # PostgREST answers them itself: PGRST117 on a table, PGRST101 on /rpc.
+    assert admitted("/rest/v1/todos", ("apikey", ANON_KEY), method=method) == Dispatch(
+        service=Service.REST, subpath="/todos", role="anon"
+    )
+
+
 @pytest.mark.parametrize("target", ["/health", "/health/", "/health?verbose=1"])
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 def test_admit_health_needs_no_key(target: str, method: str) -> None:
@@ -490,6 +554,18 @@ def test_admit_options_with_key_is_dispatched() -> None:
     )
 
 
+@pytest.mark.parametrize("status", [503, 500, 504, 200, 429])
+def test_finish_adds_retry_after_to_every_503(status: int) -> None:
+    done = finish(json_response(status, {}), request("/rest/v1/t"), request_id="r")
+    assert done.header("retry-after") == ("0" if status == 503 else None)
+
+
+def test_finish_keeps_a_503s_own_retry_after() -> None:
+    own = json_response(503, {}, (("retry-after", "7"),))
+    done = finish(own, request("/auth/v1/token"), request_id="r")
+    assert [v for k, v in done.headers if k == "retry-after"] == ["7"]
+
+
 def test_finish_adds_request_id_only_without_origin() -> None:
     original = json_response(201, {"ok": True}, (("x-a", "1"),))
     finished = finish(original, request("/rest/v1/t"), request_id="rid-1")
@@ -625,7 +701,9 @@ def test_admit_is_total(req: Request) -> None:
     result = gate(req)
     assert isinstance(result, Response | Dispatch | Health)
     if isinstance(result, Response):
-        assert result.status in (200, 400, 401, 404)
+        assert result.status in (200, 400, 401, 404, 405)
+        if result.status == 405:  # a method no route takes
+            assert req.method not in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
         if result.status == 200:  # only a CORS preflight is answered with 200, with no body
             assert req.method == "OPTIONS"
             assert result.header("access-control-allow-origin") == "*"

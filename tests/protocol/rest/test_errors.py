@@ -204,6 +204,17 @@ def test_db_error_response_body_and_headers() -> None:
     assert json.loads(minimal.body) == {"code": "23505", "message": "dup"}
 
 
+def test_error_responses_name_their_code_for_the_access_log() -> None:
+    assert db_error_response("42501", "denied", authenticated=False).error_code == "42501"
+    assert render_rest_error(JwtTokenRequired()).error_code == "PGRST302"
+    raised = db_error_response(
+        "PGRST", '{"code":"123","message":"m"}', '{"status":402,"headers":{}}'
+    )
+    assert raised.error_code == "123"
+    unparsed = db_error_response("PGRST", "not json", '{"status":400,"headers":{}}')
+    assert unparsed.error_code == "PGRST121"
+
+
 def test_db_error_response_raise_pgrst_takes_full_control() -> None:
     r = db_error_response(
         "PGRST",
