@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 
-from madbase.protocol.auth import API_KEY_ROLES, ApiKeyError, verify_api_key
+from madbase.protocol.identity import API_KEY_ROLES, ApiKeyError, verify_api_key
 
 # The same fixed secret and clock as the seed keys in fuzz/corpus/ (and tests/strategies.py).
 SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"

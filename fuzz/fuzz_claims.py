@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
-from madbase.protocol.auth.claims import (
+from madbase.protocol.identity.claims import (
     DEFAULT_TOKEN_ROLES,
     ClaimsError,
     check_claims,

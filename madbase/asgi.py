@@ -22,7 +22,8 @@ from madbase.config import Config, parse_dotenv, unknown_settings
 from madbase.protocol.http import RETRY_AFTER, json_response
 from madbase.runtime.http import http_limits
 from madbase.runtime.http.asgi import AsgiFront, Receive, Scope, Send, send_response
-from madbase.runtime.serve import Project, open_project
+from madbase.runtime.project import Project
+from madbase.runtime.serve import open_project
 
 __all__ = ["AsgiApp", "app", "load_config"]
 

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 from hypothesis import strategies as st
 
-from madbase.protocol.auth import API_KEY_ROLES, mint_api_key
 from madbase.protocol.http import Request
+from madbase.protocol.identity import API_KEY_ROLES, mint_api_key
 
 # Supabase's local-development secret: long enough for HS256 (RFC 7518 §3.2 asks for 32 bytes).
 SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from madbase.protocol.auth import ApiKeyVerifier, verify_api_key
-from madbase.protocol.http import Dispatch, Response, admit
+from madbase.protocol.http import Dispatch, Response
+from madbase.protocol.identity import verify_api_key
 
 if TYPE_CHECKING:
     import types
@@ -75,7 +75,7 @@ def test_fuzz_corpus_key_seeds_are_valid_keys(seed: str) -> None:
 def test_fuzz_corpus_gateway_seeds_reach_each_answer(seed: str, status: int) -> None:
     harness = MODULES["gateway"]
     request = harness.request_from_bytes((FUZZ / "corpus" / "gateway" / seed).read_bytes())
-    result = admit(request, keys=ApiKeyVerifier(harness.SECRET), now=harness.NOW)
+    result = harness.gate(request)
     assert isinstance(result, Response)
     assert result.status == status
 
@@ -86,6 +86,6 @@ def test_fuzz_corpus_gateway_seed_with_key_is_dispatched() -> None:
         (FUZZ / "corpus" / "gateway" / "rest_get_header_key").read_bytes()
     )
     assert request.header("x-client-info") == "supabase-js/2.119.0"
-    result = admit(request, keys=ApiKeyVerifier(harness.SECRET), now=harness.NOW)
+    result = harness.gate(request)
     assert isinstance(result, Dispatch)
     assert result.role == "anon"

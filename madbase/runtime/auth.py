@@ -13,7 +13,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Final, final
+from typing import TYPE_CHECKING, Final, final
 
 import argon2
 import attrs
@@ -21,13 +21,13 @@ import bcrypt
 import httpx
 import trio
 
+from madbase.config import Config
 from madbase.protocol.auth import (
     MAIL_QUOTA_EXCEEDED,
     AuthAnswer,
     AuthCommand,
     AuthLimits,
     AuthSettings,
-    BearerVerifier,
     CheckPassword,
     DrawRandom,
     ExternalSettings,
@@ -46,12 +46,28 @@ from madbase.protocol.auth import (
     SmsNotSent,
     auth_answer,
     hash_scheme,
+    parse_networks,
+    parse_required_characters,
+    render_auth_refusal,
 )
-from madbase.protocol.http import Dispatch, Request, Response
+from madbase.protocol.http import Dispatch, Mount, Request, Response, Service
+from madbase.protocol.identity import BearerVerifier
+from madbase.runtime import service
 from madbase.runtime.db import Pool
-from madbase.runtime.mailer import Mailer, MailerError, SmsSender
+from madbase.runtime.mailer import Mailer, MailerError, OutboxMailer, SmsSender, SmtpMailer
 
-__all__ = ["ARGON2_MEMORY_KIB", "ARGON2_PARALLELISM", "ARGON2_TIME_COST", "AuthService"]
+if TYPE_CHECKING:
+    from madbase.runtime.project import Project
+
+__all__ = [
+    "ARGON2_MEMORY_KIB",
+    "ARGON2_PARALLELISM",
+    "ARGON2_TIME_COST",
+    "SERVICE",
+    "AuthService",
+    "auth_service",
+    "mailer_for",
+]
 
 # argon2id as the OWASP Password Storage Cheat Sheet's first configuration: 19 MiB, 2 passes,
 # one lane. ~21 ms of one core per hash here, where argon2-cffi's defaults (RFC 9106's
@@ -144,6 +160,7 @@ class AuthService:
             self._settings,
             now=self._clock(),
             request_id=dispatch.request_id,
+            identity=dispatch.identity,
         )
         answer = await self._drive(flow)
         if answer.failure is not None:
@@ -281,3 +298,99 @@ class AuthService:
                     return False
             case _:
                 return False
+
+
+def mailer_for(config: Config) -> Mailer:
+    """The mailer `config.mailer` names."""
+    if config.mailer == "smtp":
+        return SmtpMailer(config.smtp)
+    return OutboxMailer(config.outbox_dir, sender=config.smtp.sender)
+
+
+def auth_service(
+    config: Config,
+    pool: Pool,
+    secret: str,
+    *,
+    url: str | None = None,
+    bearer: BearerVerifier | None = None,
+) -> AuthService:
+    """The `/auth/v1` service as configured; `url` overrides the server's base URL.
+
+    `bearer` checks the access tokens (the project verifier's, shared with the other services);
+    None: one for `secret` with the configured audience and the default roles.
+    """
+    base = url or config.url
+    auth = config.auth
+    site_url = config.site_url or base
+    limits = AuthLimits(
+        issuer=f"{base}/auth/v1",
+        phone_enabled=auth.phone,
+        password_min_length=auth.password_min_length,
+        password_required_characters=parse_required_characters(auth.password_required_characters),
+        jwt_expiry_seconds=auth.jwt_expiry,
+        disable_signup=auth.disable_signup,
+        anonymous_users_enabled=auth.anonymous_users,
+        refresh_token_reuse_interval_seconds=auth.refresh_token_reuse_interval,
+    )
+    if config.jwt_aud is not None:  # GoTrue's JWT_AUD: new users' audience, so their tokens pass
+        limits = attrs.evolve(limits, audience=config.jwt_aud)
+    return AuthService(
+        pool=pool,
+        secret=secret,
+        bearer=bearer or BearerVerifier(secret, audience=config.jwt_aud),
+        limits=limits,
+        site_url=site_url,
+        autoconfirm=auth.autoconfirm,
+        uri_allow_list=auth.redirect_urls,
+        external=ExternalSettings(
+            providers=config.auth_providers,
+            redirect_uri=f"{base}/auth/v1/callback",
+            manual_linking_enabled=config.auth_manual_linking_enabled,
+        ),
+        rate_limits=RateLimits(
+            token_per_5m=config.auth_rate_limit_token,
+            verify_per_5m=config.auth_rate_limit_verify,
+            otp_per_5m=config.auth_rate_limit_otp,
+            anonymous_per_hour=config.auth_rate_limit_anonymous,
+            mfa_per_minute=config.auth_rate_limit_mfa,
+            address_per_5m=config.auth_rate_limit_address,
+            email_sent_per_hour=config.auth_rate_limit_email_sent,
+            trusted_proxies=parse_networks(",".join(config.trusted_proxies)),
+        ),
+        mail=MailSettings(
+            external_url=f"{base}/auth/v1",
+            redirect_allow_list=auth.redirect_urls,
+            otp_expiry_seconds=auth.otp_expiry,
+            max_frequency_seconds=auth.email_max_frequency,
+            secure_email_change=auth.secure_email_change,
+            password_require_reauthentication=auth.secure_password_change,
+            sms_enabled=auth.phone,
+        ),
+        mailer=mailer_for(config),
+        sms=OutboxMailer(config.outbox_dir, sender=config.smtp.sender) if auth.phone else None,
+    )
+
+
+def build(project: Project) -> service.Built:
+    """The `/auth/v1` service of `project`, on its auth pool, with the project's verifier."""
+    auth = auth_service(
+        project.config,
+        project.auth_pool,
+        project.secrets.jwt_secret,
+        url=project.url,
+        bearer=project.verifier.bearer,
+    )
+    return service.Built(handle=auth, aclose=auth.aclose)
+
+
+# GoTrue answers these without a key; dispatched with the anon role. Browsers reach /authorize,
+# /callback and /verify through links and provider redirects, which carry no key (Supabase's Kong
+# leaves them open).
+_OPEN_PATHS: Final = frozenset({"/health", "/settings", "/authorize", "/callback", "/verify"})
+
+SERVICE = service.Service(
+    mount=Mount("/auth/v1", Service.AUTH, open_paths=_OPEN_PATHS),
+    render_refusal=render_auth_refusal,
+    build=build,
+)

@@ -16,7 +16,7 @@ from typing import final
 
 import attrs
 
-from madbase.protocol.auth import mint_api_key
+from madbase.protocol.identity import mint_api_key
 
 __all__ = ["ProjectSecrets", "SecretsError"]
 

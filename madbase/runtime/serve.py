@@ -1,7 +1,8 @@
 """`madbase serve`: database (embedded or external), migrations, the project, the HTTP server.
 
-Nursery layout: the root nursery runs the embedded Postgres (when used) and, inside, the HTTP
-server's nursery. A stop request closes the listeners and idle connections, gives requests in
+Nursery layout: the root nursery runs the embedded Postgres (when used), the project's
+background tasks (each service's, e.g. REST's schema watcher) and, inside, the HTTP server's
+nursery. A stop request closes the listeners and idle connections, gives requests in
 flight `shutdown_timeout` seconds, closes the pool, then stops Postgres with a fast shutdown.
 
 With `workers` > 1 the main process also runs `supervisor.Workers` around its HTTP nursery: the
@@ -16,7 +17,7 @@ import errno
 import logging
 import socket
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import final
 
 import attrs
@@ -25,42 +26,30 @@ import trio
 from psycopg.conninfo import make_conninfo
 
 from madbase.config import Config, ConfigError
-from madbase.protocol.auth import (
+from madbase.protocol.identity import (
     DEFAULT_TOKEN_ROLES,
-    AuthLimits,
-    BearerVerifier,
-    ExternalSettings,
-    MailSettings,
-    RateLimits,
-    parse_networks,
-    parse_required_characters,
+    Verifier,
     token_roles,
     token_roles_statement,
 )
-from madbase.protocol.http import Service
-from madbase.protocol.rest import RestLimits
 from madbase.protocol.sql import DbError, Transaction
 from madbase.runtime.app import App
-from madbase.runtime.auth import AuthService
 from madbase.runtime.db import DbUnavailable, Pool
 from madbase.runtime.embedded import EmbeddedPostgres
 from madbase.runtime.http import HttpServer
 from madbase.runtime.logins import AUTH_LOGIN, DATA_LOGIN, login_conninfo, set_login_passwords
-from madbase.runtime.mailer import Mailer, OutboxMailer, SmtpMailer
 from madbase.runtime.migrate import migrate
-from madbase.runtime.rest import RestService
-from madbase.runtime.schema_cache import SchemaCache
+from madbase.runtime.project import Project
 from madbase.runtime.secrets import ProjectSecrets
+from madbase.runtime.service import Service
+from madbase.runtime.services import DEFAULT_SERVICES
 from madbase.runtime.supervisor import Workers, application_name
 
 __all__ = [
-    "Project",
     "Ready",
     "apply_migrations",
-    "auth_service",
     "check_data_dir",
     "database_url",
-    "mailer_for",
     "open_project",
     "run_server",
     "serve_project",
@@ -70,17 +59,6 @@ log = logging.getLogger(__name__)
 
 # Seconds a worker process gets beyond the shutdown timeout (closing its pool) before it is killed.
 _WORKER_STOP_GRACE = 5.0
-
-
-@final
-@attrs.frozen(kw_only=True)
-class Project:
-    """A running project: its application, secrets, database URL and the auth service's pool."""
-
-    app: App = attrs.field(eq=False)
-    auth_pool: Pool = attrs.field(eq=False, repr=False)
-    secrets: ProjectSecrets = attrs.field(repr=False)
-    db_url: str = attrs.field(repr=False)
 
 
 @final
@@ -109,14 +87,17 @@ async def open_project(
     url: str | None = None,
     database: str | None = None,
     application_name: str = application_name(0),
+    services: Sequence[Service] = DEFAULT_SERVICES,
 ) -> AsyncIterator[Project]:
-    """Database (embedded or external), migrations and the `App`; all stopped on exit.
+    """Database (embedded or external), migrations and the `Project`; all stopped on exit.
 
     Used by `run_server`, by worker processes and by the ASGI entry point, so all serve the same
     application. `url` is the base URL clients use when it differs from `config.url` (a port
     picked at bind). `database`: the URL of a database another process runs and has migrated (a
     worker's case): no embedded server, no migrations. `application_name` is what the project's
-    connections show in `pg_stat_activity` unless the database URL names one.
+    connections show in `pg_stat_activity` unless the database URL names one. `services`: the
+    services the project mounts and builds, each one's background tasks run in the project's
+    nursery.
     """
     check_data_dir(config)
     secrets_ = ProjectSecrets.load_or_create(config.data_dir, jwt_secret=config.jwt_secret)
@@ -135,7 +116,7 @@ async def open_project(
         # (runtime/logins.py), so no request runs with the administrator's rights.
         data_pool = Pool(login_conninfo(conninfo, DATA_LOGIN, secret), config.db)
         auth_pool = Pool(login_conninfo(conninfo, AUTH_LOGIN, secret), config.db)
-        auth: AuthService | None = None
+        project: Project | None = None
         try:
             if database is None:
                 admin = Pool(conninfo, attrs.evolve(config.db, pool_size=1))
@@ -147,30 +128,28 @@ async def open_project(
                 finally:
                     admin.close()
             roles = await load_token_roles(data_pool)
-            app = App(secrets_, data_pool, roles=roles, audience=config.jwt_aud)
-            # One verifier (and cache of checked tokens) for every service's bearer tokens.
-            bearer = BearerVerifier(secrets_.jwt_secret, roles=roles, audience=config.jwt_aud)
-            cache = SchemaCache()
-            await root.start(cache.watch, data_pool, conninfo, config.db_schemas)
-            app.services[Service.REST] = RestService(
-                pool=data_pool,
-                cache=cache,
-                bearer=bearer,
-                limits=RestLimits(
-                    plan_enabled=config.db_plan_enabled,
-                    max_rows=config.db_max_rows,
-                    openapi_enabled=config.openapi_mode != "disabled",
-                    openapi_ignore_privileges=config.openapi_mode == "ignore-privileges",
-                ),
-                schemas=config.db_schemas,
+            project = Project(
+                config=config,
+                url=url or config.url,
+                secrets=secrets_,
+                # The project's one verifier: API keys and every service's bearer tokens.
+                verifier=Verifier(secret, roles=roles, audience=config.jwt_aud),
+                conninfo=conninfo,
+                db_url=db_url,
+                data_pool=data_pool,
+                auth_pool=auth_pool,
+                services=tuple(services),
             )
-            auth = auth_service(config, auth_pool, secrets_.jwt_secret, url=url, bearer=bearer)
-            app.services[Service.AUTH] = auth
-            yield Project(app=app, auth_pool=auth_pool, secrets=secrets_, db_url=db_url)
+            project.build_services()
+            for built in project.built.values():
+                for task in built.tasks:
+                    await root.start(task)
+            yield project
         finally:
-            if auth is not None:
+            if project is not None:
                 with trio.CancelScope(shield=True):
-                    await auth.aclose()
+                    for built in project.built.values():
+                        await built.aclose()
             data_pool.close()
             auth_pool.close()
             root.cancel_scope.cancel()
@@ -257,78 +236,6 @@ def _named(conninfo: str, name: str) -> str:
         return make_conninfo(conninfo, fallback_application_name=name)
     except psycopg.Error:
         return conninfo  # libpq says what is wrong with it at connect time, as before
-
-
-def mailer_for(config: Config) -> Mailer:
-    """The mailer `config.mailer` names."""
-    if config.mailer == "smtp":
-        return SmtpMailer(config.smtp)
-    return OutboxMailer(config.outbox_dir, sender=config.smtp.sender)
-
-
-def auth_service(
-    config: Config,
-    pool: Pool,
-    secret: str,
-    *,
-    url: str | None = None,
-    bearer: BearerVerifier | None = None,
-) -> AuthService:
-    """The `/auth/v1` service as configured; `url` overrides the server's base URL.
-
-    `bearer` checks the access tokens (shared with the other services); None: one for `secret`
-    with the configured audience and the default roles.
-    """
-    base = url or config.url
-    auth = config.auth
-    site_url = config.site_url or base
-    limits = AuthLimits(
-        issuer=f"{base}/auth/v1",
-        phone_enabled=auth.phone,
-        password_min_length=auth.password_min_length,
-        password_required_characters=parse_required_characters(auth.password_required_characters),
-        jwt_expiry_seconds=auth.jwt_expiry,
-        disable_signup=auth.disable_signup,
-        anonymous_users_enabled=auth.anonymous_users,
-        refresh_token_reuse_interval_seconds=auth.refresh_token_reuse_interval,
-    )
-    if config.jwt_aud is not None:  # GoTrue's JWT_AUD: new users' audience, so their tokens pass
-        limits = attrs.evolve(limits, audience=config.jwt_aud)
-    return AuthService(
-        pool=pool,
-        secret=secret,
-        bearer=bearer or BearerVerifier(secret, audience=config.jwt_aud),
-        limits=limits,
-        site_url=site_url,
-        autoconfirm=auth.autoconfirm,
-        uri_allow_list=auth.redirect_urls,
-        external=ExternalSettings(
-            providers=config.auth_providers,
-            redirect_uri=f"{base}/auth/v1/callback",
-            manual_linking_enabled=config.auth_manual_linking_enabled,
-        ),
-        rate_limits=RateLimits(
-            token_per_5m=config.auth_rate_limit_token,
-            verify_per_5m=config.auth_rate_limit_verify,
-            otp_per_5m=config.auth_rate_limit_otp,
-            anonymous_per_hour=config.auth_rate_limit_anonymous,
-            mfa_per_minute=config.auth_rate_limit_mfa,
-            address_per_5m=config.auth_rate_limit_address,
-            email_sent_per_hour=config.auth_rate_limit_email_sent,
-            trusted_proxies=parse_networks(",".join(config.trusted_proxies)),
-        ),
-        mail=MailSettings(
-            external_url=f"{base}/auth/v1",
-            redirect_allow_list=auth.redirect_urls,
-            otp_expiry_seconds=auth.otp_expiry,
-            max_frequency_seconds=auth.email_max_frequency,
-            secure_email_change=auth.secure_email_change,
-            password_require_reauthentication=auth.secure_password_change,
-            sms_enabled=auth.phone,
-        ),
-        mailer=mailer_for(config),
-        sms=OutboxMailer(config.outbox_dir, sender=config.smtp.sender) if auth.phone else None,
-    )
 
 
 async def run_server(

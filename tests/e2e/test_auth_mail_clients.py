@@ -21,8 +21,9 @@ from supabase_auth.errors import AuthApiError
 
 from madbase.config import AuthConfig, Config
 from madbase.protocol.http import Service
+from madbase.runtime.auth import auth_service
 from madbase.runtime.http import HttpServer
-from madbase.runtime.serve import auth_service, open_project
+from madbase.runtime.serve import open_project
 from tests.conftest import PgServer
 
 pytestmark = [pytest.mark.pg, pytest.mark.clients]

@@ -29,8 +29,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from madbase.config import Config, SmtpSettings
 from madbase.protocol.auth import SendMail, SendSms
 from madbase.protocol.auth.mail.messages import MailKind
+from madbase.runtime.auth import mailer_for
 from madbase.runtime.mailer import MailerError, OutboxMailer, SmtpMailer
-from madbase.runtime.serve import mailer_for
 
 MESSAGE = SendMail(
     to="ann@example.com",

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from madbase.config import DbSettings
-from madbase.protocol.auth.bearer import RequestAuth
 from madbase.protocol.http.messages import Request, Response
+from madbase.protocol.identity.bearer import Principal
 from madbase.protocol.rest import RestError, RestLimits, SchemaSnapshot, parse_request
 from madbase.protocol.rest.plan import plan_request
 from madbase.protocol.rest.respond import respond
@@ -57,8 +57,8 @@ create function public.hidden() returns int language sql stable as 'select 1';
 revoke execute on function public.hidden() from public, anon, authenticated;
 """
 
-ANON = RequestAuth(role="anon", claims_json='{"role":"anon"}')
-SERVICE = RequestAuth(role="service_role", claims_json='{"role":"service_role"}')
+ANON = Principal(role="anon", claims_json='{"role":"anon"}')
+SERVICE = Principal(role="service_role", claims_json='{"role":"service_role"}')
 
 
 async def setup(database: str) -> tuple[Pool, SchemaSnapshot]:
@@ -74,7 +74,7 @@ async def get_root(
     snap: SchemaSnapshot,
     *headers: tuple[str, str],
     method: str = "GET",
-    auth: RequestAuth = ANON,
+    auth: Principal = ANON,
     limits: RestLimits | None = None,
 ) -> Response:
     limits = limits or RestLimits()

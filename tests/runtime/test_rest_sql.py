@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from madbase.config import DbSettings
-from madbase.protocol.auth.bearer import RequestAuth
 from madbase.protocol.http.messages import Request, Response
+from madbase.protocol.identity.bearer import Principal
 from madbase.protocol.rest import RestError, RestLimits, SchemaSnapshot, parse_request
 from madbase.protocol.rest.plan import plan_request
 from madbase.protocol.rest.respond import respond
@@ -69,9 +69,9 @@ insert into public.notes values
   (3, null, 'public');
 """
 
-ANON = RequestAuth(role="anon", claims_json='{"role":"anon"}')
-SERVICE = RequestAuth(role="service_role", claims_json='{"role":"service_role"}')
-USER1 = RequestAuth(
+ANON = Principal(role="anon", claims_json='{"role":"anon"}')
+SERVICE = Principal(role="service_role", claims_json='{"role":"service_role"}')
+USER1 = Principal(
     role="authenticated",
     claims_json='{"role":"authenticated","sub":"00000000-0000-0000-0000-000000000001"}',
     subject="00000000-0000-0000-0000-000000000001",
@@ -94,7 +94,7 @@ async def call(
     headers: tuple[tuple[str, str], ...] = (),
     *,
     method: str = "GET",
-    auth: RequestAuth = SERVICE,
+    auth: Principal = SERVICE,
 ) -> Response:
     limits = RestLimits()
     request = Request(method=method, target="/rest/v1" + target, headers=headers)

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 
 from madbase.config import DbSettings
-from madbase.protocol.auth.bearer import RequestAuth
 from madbase.protocol.http.messages import Request, Response
+from madbase.protocol.identity.bearer import Principal
 from madbase.protocol.rest import RestError, RestLimits, SchemaSnapshot, parse_request
 from madbase.protocol.rest.plan import plan_request
 from madbase.protocol.rest.respond import respond
@@ -45,10 +45,10 @@ grant usage on sequence public.notes_id_seq to authenticated, anon;
 insert into public.countries values (1, 'France', 'FR'), (2, 'Japan', 'JP');
 """
 
-ANON = RequestAuth(role="anon", claims_json='{"role":"anon"}')
-SERVICE = RequestAuth(role="service_role", claims_json='{"role":"service_role"}')
+ANON = Principal(role="anon", claims_json='{"role":"anon"}')
+SERVICE = Principal(role="service_role", claims_json='{"role":"service_role"}')
 UID = "00000000-0000-0000-0000-000000000001"
-USER1 = RequestAuth(
+USER1 = Principal(
     role="authenticated",
     claims_json=f'{{"role":"authenticated","sub":"{UID}"}}',
     subject=UID,
@@ -73,7 +73,7 @@ async def call(
     payload: Any = None,
     *headers: tuple[str, str],
     raw: bytes | None = None,
-    auth: RequestAuth = SERVICE,
+    auth: Principal = SERVICE,
     limits: RestLimits | None = None,
 ) -> Response:
     limits = limits or RestLimits()

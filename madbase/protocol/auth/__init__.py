@@ -20,25 +20,7 @@ settings, sign-up and the user).
 
 from __future__ import annotations
 
-# The API-key modules come first: `protocol.http` (imported by `errors`) imports them back
-# through this package while it initialises.
-from madbase.protocol.auth.bearer import BearerError, BearerVerifier, RequestAuth, verify_bearer
-from madbase.protocol.auth.claims import (
-    DEFAULT_TOKEN_ROLES,
-    token_roles,
-    token_roles_statement,
-)
-from madbase.protocol.auth.keys import (
-    API_KEY_ROLES,
-    ApiKeyClaims,
-    ApiKeyError,
-    ApiKeyVerifier,
-    mint_api_key,
-    verify_api_key,
-)
-
-# isort: split
-
+from madbase.protocol.auth.error_response import render_auth_refusal
 from madbase.protocol.auth.errors import AuthError
 from madbase.protocol.auth.external.providers import (
     PROVIDERS,
@@ -67,20 +49,13 @@ from madbase.protocol.auth.passwords import CheckPassword, HashPassword, HashSch
 from madbase.protocol.auth.ratelimit import RateLimiter, RateLimits, parse_networks
 
 __all__ = [
-    "API_KEY_ROLES",
-    "DEFAULT_TOKEN_ROLES",
     "MAIL_QUOTA_EXCEEDED",
     "PROVIDERS",
-    "ApiKeyClaims",
-    "ApiKeyError",
-    "ApiKeyVerifier",
     "AuthAnswer",
     "AuthCommand",
     "AuthError",
     "AuthLimits",
     "AuthSettings",
-    "BearerError",
-    "BearerVerifier",
     "CheckPassword",
     "DrawRandom",
     "ExternalSettings",
@@ -94,18 +69,13 @@ __all__ = [
     "ProviderConfig",
     "RateLimiter",
     "RateLimits",
-    "RequestAuth",
     "RunTransaction",
     "SendMail",
     "SendSms",
     "SmsNotSent",
     "auth_answer",
     "hash_scheme",
-    "mint_api_key",
     "parse_networks",
     "parse_required_characters",
-    "token_roles",
-    "token_roles_statement",
-    "verify_api_key",
-    "verify_bearer",
+    "render_auth_refusal",
 ]

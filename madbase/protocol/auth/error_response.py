@@ -1,5 +1,10 @@
 """How an `AuthError` goes on the wire: GoTrue's two error shapes, by API version, and the class
-of each GoTrue error code (for clients of this package that read GoTrue's answers)."""
+of each GoTrue error code (for clients of this package that read GoTrue's answers).
+
+The gateway's refusals under `/auth/v1` (no or a bad API key, two credentials, an unknown path)
+are rendered here too (`render_auth_refusal`), so they follow the same API-version rule as
+every other GoTrue error.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,32 @@ import re
 from datetime import date
 from typing import Final
 
-from madbase.protocol.auth.errors import AuthError, OAuthRequestError, WeakPassword
-from madbase.protocol.http.messages import Headers, JsonValue, Response, json_response
+from madbase.protocol.auth.errors import (
+    AuthError,
+    BadJwt,
+    NoAuthorization,
+    OAuthRequestError,
+    ValidationFailed,
+    WeakPassword,
+)
+from madbase.protocol.http.errors import (
+    AmbiguousCredentials,
+    GatewayError,
+    InvalidApiKey,
+    MethodNotAllowed,
+    MissingApiKey,
+    NotAProxy,
+    RouteNotFound,
+)
+from madbase.protocol.http.messages import Headers, JsonValue, Request, Response, json_response
 
-__all__ = ["AUTH_API_VERSION", "auth_api_version", "auth_error_class", "render_auth_error"]
+__all__ = [
+    "AUTH_API_VERSION",
+    "auth_api_version",
+    "auth_error_class",
+    "render_auth_error",
+    "render_auth_refusal",
+]
 
 # The only API version GoTrue knows besides the initial one (apiversions.go).
 AUTH_API_VERSION: Final = "2024-01-01"
@@ -99,3 +126,55 @@ def render_auth_error(
         reasons: list[JsonValue] = list(err.reasons)
         body["weak_password"] = {"reasons": reasons} if reasons else {}
     return json_response(status, body, headers, error_code=code)
+
+
+class _RouteNotFound(AuthError):
+    """A path under `/auth/v1` no endpoint serves, refused before the flows (see the gateway)."""
+
+    error_code = "not_found"
+    status = 404
+
+
+class _MethodNotAllowed(AuthError):
+    """A method no route of GoTrue's takes (its router answers 405 without a code of its own)."""
+
+    error_code = "method_not_allowed"
+    status = 405
+
+
+class _BadRequest(AuthError):
+    error_code = "bad_request"
+    status = 400
+
+
+def _refusal(err: GatewayError) -> AuthError:
+    message = str(err)
+    match err:
+        case MissingApiKey():
+            return NoAuthorization(message, status=err.status)
+        case InvalidApiKey():
+            return BadJwt(message, status=err.status)
+        case AmbiguousCredentials():
+            return ValidationFailed(message, status=err.status)
+        case RouteNotFound():
+            return _RouteNotFound(message)
+        case MethodNotAllowed():
+            return _MethodNotAllowed(message)
+        case NotAProxy():
+            return _BadRequest(message)
+    return AuthError(message, status=err.status)
+
+
+def render_auth_refusal(err: GatewayError, request: Request) -> Response:
+    """A gateway refusal under `/auth/v1`, in GoTrue's shape for the request's API version.
+
+    >>> from madbase.protocol.http.messages import Request
+    >>> asked = Request(method="GET", target="/auth/v1/user",
+    ...                 headers=(("x-supabase-api-version", "2024-02-30"),))
+    >>> render_auth_refusal(MissingApiKey(), asked).body  # not a date: the legacy shape
+    b'{"code":401,"error_code":"no_authorization","msg":"No API key found in request"}'
+    """
+    response = render_auth_error(
+        _refusal(err), api_version=request.header("x-supabase-api-version")
+    )
+    return response.with_headers(err.extra_headers())

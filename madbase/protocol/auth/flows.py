@@ -83,6 +83,7 @@ from madbase.protocol.auth.validate import (
     parse_user_update,
 )
 from madbase.protocol.http.messages import Request, Response, json_response
+from madbase.protocol.identity import BearerError, Principal
 from madbase.protocol.sql import DbError, Statement
 
 __all__ = [
@@ -150,11 +151,16 @@ def auth_answer(
     *,
     now: datetime,
     request_id: str | None = None,
+    identity: Principal | BearerError | None = None,
 ) -> Flow[AuthAnswer]:
     """`auth_flow`, telling the runtime about a 5xx: its cause goes to the log, not the client.
 
-    `request_id` becomes the `error_id` of a 5xx in GoTrue's legacy error shape.
+    `request_id` becomes the `error_id` of a 5xx in GoTrue's legacy error shape. `identity` is
+    the one the gateway admitted (`Dispatch.identity`): flows that need the request's user use
+    it instead of verifying the token again; None, they verify with `settings.bearer`.
     """
+    if identity is not None:
+        settings = attrs.evolve(settings, admitted=identity)
     version = request.header("x-supabase-api-version")
     try:
         response = yield from _route(request, subpath.rstrip("/") or "/", settings, now=now)

@@ -26,7 +26,6 @@ from typing import Final, TypeAlias, TypeVar, final
 import attrs
 
 from madbase.protocol.auth import sql
-from madbase.protocol.auth.bearer import BearerError, BearerVerifier
 from madbase.protocol.auth.errors import (
     BadJwt,
     NoAuthorization,
@@ -53,6 +52,7 @@ from madbase.protocol.auth.tokens import (
     session_response,
 )
 from madbase.protocol.http.messages import JsonValue, Request, Response, json_response
+from madbase.protocol.identity import BearerError, BearerVerifier, Principal
 from madbase.protocol.sql import DbError, DbResult, Statement, Transaction, describe_error
 
 __all__ = [
@@ -143,6 +143,10 @@ class AuthSettings:
         eq=False,
         repr=False,
     )
+    # The request's identity as the gateway admitted it (checked by the project's verifier, of
+    # which `bearer` is a part): set per request by `auth_answer`, so that the token is not
+    # verified twice. None: flows driven without a gateway verify with `bearer`.
+    admitted: Principal | BearerError | None = attrs.field(default=None, eq=False, repr=False)
 
 
 # --- the commands, typed -----------------------------------------------------------------------
@@ -318,10 +322,14 @@ def bearer_claims(request: Request, settings: AuthSettings, *, now: datetime) ->
     authorization = request.header("authorization")
     if authorization is None or not authorization.strip():
         raise NoAuthorization
-    try:
-        auth = settings.bearer.verify(authorization, now=now)
-    except BearerError as err:
-        raise BadJwt(f"invalid JWT: unable to parse or verify signature, {err.message}") from None
+    auth = settings.admitted
+    if auth is None:
+        try:
+            auth = settings.bearer.verify(authorization, now=now)
+        except BearerError as err:
+            auth = err
+    if isinstance(auth, BearerError):
+        raise BadJwt(f"invalid JWT: unable to parse or verify signature, {auth.message}")
     claims = sql.load_json(auth.claims_json.encode())
     assert claims is not None
     return claims

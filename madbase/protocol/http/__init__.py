@@ -1,16 +1,17 @@
-"""HTTP values, framing and limits, the gateway (routing, CORS, API keys) and per-service error
-envelopes."""
+"""HTTP values, framing and limits, the gateway (routing, CORS, admission) and the gateway's
+refusals."""
 
 from __future__ import annotations
 
 from madbase.protocol.http.errors import (
+    AmbiguousCredentials,
     GatewayError,
     InvalidApiKey,
     MissingApiKey,
     ProtocolError,
     RouteNotFound,
     Service,
-    render_error,
+    render_refusal,
 )
 from madbase.protocol.http.framing import (
     LAST_CHUNK,
@@ -34,11 +35,13 @@ from madbase.protocol.http.gateway import (
     RETRY_AFTER,
     Dispatch,
     Health,
+    Mount,
+    Refused,
     admit,
     finish,
     health_response,
-    not_found,
     pick_request_id,
+    route_not_found,
 )
 from madbase.protocol.http.limits import HttpLimits
 from madbase.protocol.http.messages import (
@@ -53,6 +56,7 @@ from madbase.protocol.http.messages import (
 __all__ = [
     "LAST_CHUNK",
     "RETRY_AFTER",
+    "AmbiguousCredentials",
     "BodyStream",
     "Dispatch",
     "Framing",
@@ -63,8 +67,10 @@ __all__ = [
     "InvalidApiKey",
     "JsonValue",
     "MissingApiKey",
+    "Mount",
     "ProtocolError",
     "Refusal",
+    "Refused",
     "Request",
     "Response",
     "RouteNotFound",
@@ -82,11 +88,11 @@ __all__ = [
     "is_websocket_handshake",
     "json_response",
     "keep_alive_requested",
-    "not_found",
     "pick_request_id",
     "reason_phrase",
     "refusal_response",
-    "render_error",
+    "render_refusal",
+    "route_not_found",
     "serialize_head",
     "serialize_response",
 ]

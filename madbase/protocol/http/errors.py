@@ -1,4 +1,4 @@
-"""Gateway errors and how each service renders an error body.
+"""Gateway errors: what the gateway refuses before any service looks at a request.
 
 Exception tree::
 
@@ -11,17 +11,18 @@ Exception tree::
         MethodNotAllowed          405, a method no route takes (TRACE, CONNECT to a path, ...)
         NotAProxy                 400, CONNECT host:port (authority form): we are no proxy
 
-Each service keeps the error shape its official client reads: PostgREST's `{code, message, details,
-hint}`, GoTrue's versioned `{code, message}` or legacy `{code, error_code, msg}`, Storage's
-`{statusCode, error, message}` and Realtime's `{error}`. Outside any service we answer as Supabase's
-API gateway does, `{message}`. The rendered response names the code it carries (`error_code`, for
-the access log): the service's code, or `auth_code` for the shapes that carry none.
+The gateway does not know how a service writes errors: a refusal inside a service's mount is
+handed to that service's renderer (PostgREST's `{code, message, details, hint}`, GoTrue's
+versioned `{code, message}` or legacy `{code, error_code, msg}`, Storage's `{statusCode, error,
+message}`, Realtime's `{error}`), each of which maps these classes to its own codes. Outside any
+service we answer as Supabase's API gateway does, `{message}` (`render_refusal`). Each class names its
+`code` (for the access log, and for envelopes without codes of their own); the services' own codes
+are theirs.
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from typing import ClassVar
 
 from madbase.protocol.http.messages import Headers, JsonValue, Response, json_response
@@ -36,17 +37,16 @@ __all__ = [
     "ProtocolError",
     "RouteNotFound",
     "Service",
-    "render_error",
+    "render_refusal",
 ]
-
-# auth-js and supabase_auth send this header; GoTrue answers with the newer error shape when it is
-# at least this date (spec/auth.md §6).
-AUTH_API_VERSION = "2024-01-01"
-_API_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class Service(enum.StrEnum):
-    """The services mounted under one project's base URL."""
+    """The names of the services Supabase mounts under one project's base URL.
+
+    A mount's name is a plain string (`madbase.protocol.http.Mount`); these are the ones whose
+    paths Supabase's clients know. A new service needs no member here.
+    """
 
     REST = "rest"
     AUTH = "auth"
@@ -61,13 +61,13 @@ class ProtocolError(Exception):
 
 
 class GatewayError(ProtocolError):
-    """Refused by the gateway; one class attribute per service's error code."""
+    """Refused by the gateway; each service's renderer picks its own code for each class."""
 
     message: ClassVar[str]
     hint: ClassVar[str | None] = None
-    rest_code: ClassVar[str]
-    auth_code: ClassVar[str]
-    storage_error: ClassVar[str]
+    # The gateway's name for the refusal: the access log's `error_code` where an envelope has no
+    # code of its own (Realtime's, the gateway's `{message}`).
+    code: ClassVar[str]
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.message)
@@ -81,23 +81,19 @@ class GatewayError(ProtocolError):
 class MissingApiKey(GatewayError):
     """No `apikey` header or `apikey` query parameter."""
 
+    code = "no_authorization"
     status = 401
     message = "No API key found in request"
     hint = "No `apikey` request header or url param was found."
-    rest_code = "PGRST302"  # PostgREST: anonymous access refused without credentials
-    auth_code = "no_authorization"
-    storage_error = "Unauthorized"
 
 
 class InvalidApiKey(GatewayError):
     """The `apikey` is not a JWT signed with the project's secret carrying an API-key role."""
 
+    code = "bad_jwt"
     status = 401
     message = "Invalid API key"
     hint = "Double check your Supabase `anon` or `service_role` API key."
-    rest_code = "PGRST301"  # PostgREST: JWT could not be decoded or verified
-    auth_code = "bad_jwt"
-    storage_error = "Unauthorized"
 
 
 class AmbiguousCredentials(GatewayError):
@@ -107,22 +103,17 @@ class AmbiguousCredentials(GatewayError):
     and us disagree about who is asking, so neither is used.
     """
 
+    code = "validation_failed"
     status = 400
     message = "Only one Authorization header and one apikey may be sent"
-    # PostgREST has no code for this; its JWT family's "could not decode" is the closest.
-    rest_code = "PGRST301"
-    auth_code = "validation_failed"
-    storage_error = "InvalidRequest"
 
 
 class RouteNotFound(GatewayError):
     """The path names no endpoint of the service."""
 
+    code = "not_found"
     status = 404
     message = "Not found"
-    rest_code = "PGRST125"  # PostgREST: invalid path specified in request URL
-    auth_code = "not_found"
-    storage_error = "not_found"
 
 
 class MethodNotAllowed(GatewayError):
@@ -130,10 +121,7 @@ class MethodNotAllowed(GatewayError):
 
     status = 405
     message = "Method not allowed"
-    rest_code = "PGRST117"  # PostgREST: unsupported HTTP method
-    # GoTrue's router answers these 405 without a code of its own; Storage likewise.
-    auth_code = "method_not_allowed"
-    storage_error = "method_not_allowed"
+    code = "method_not_allowed"
 
     def __init__(self, method: str, allow: str) -> None:
         super().__init__(f"Unsupported HTTP method: {method}")
@@ -149,46 +137,16 @@ class NotAProxy(GatewayError):
 
     status = 400
     message = "CONNECT is not supported: this server is not a proxy"
-    rest_code = "PGRST125"  # PostgREST: invalid path specified in request URL
-    auth_code = "bad_request"
-    storage_error = "InvalidRequest"
+    code = "bad_request"
 
 
-def _is_api_date(value: str) -> bool:
-    """True for a `YYYY-MM-DD` date on or after the first versioned API date."""
-    return _API_DATE.fullmatch(value) is not None and value >= AUTH_API_VERSION
+def render_refusal(err: GatewayError) -> Response:
+    """Render `err` outside any service, as Supabase's API gateway does: `{message, hint}`.
 
-
-def render_error(
-    service: Service | None, err: GatewayError, *, auth_api_version: str | None = None
-) -> Response:
-    """Render `err` in `service`'s error shape (None: outside any service).
-
-    >>> render_error(Service.STORAGE, MissingApiKey()).body
-    b'{"statusCode":"401","error":"Unauthorized","message":"No API key found in request"}'
+    >>> render_refusal(MissingApiKey()).body
+    b'{"message":"No API key found in request","hint":"No `apikey` request header or url param was found."}'
     """
-    message = str(err)
-    body: JsonValue
-    headers = err.extra_headers()
-    code = err.auth_code
-    match service:
-        case Service.REST:
-            code = err.rest_code
-            body = {"code": code, "message": message, "details": None, "hint": err.hint}
-        case Service.AUTH:
-            headers += (("x-sb-error-code", code),)
-            if auth_api_version is not None and _is_api_date(auth_api_version):
-                body = {"code": code, "message": message}
-                headers += (("x-supabase-api-version", AUTH_API_VERSION),)
-            else:
-                body = {"code": err.status, "error_code": code, "msg": message}
-        case Service.STORAGE:
-            code = err.storage_error
-            body = {"statusCode": str(err.status), "error": code, "message": message}
-        case Service.REALTIME:
-            body = {"error": message}
-        case None:
-            body = {"message": message}
-            if err.hint is not None:
-                body["hint"] = err.hint
-    return json_response(err.status, body, headers, error_code=code)
+    body: dict[str, JsonValue] = {"message": str(err)}
+    if err.hint is not None:
+        body["hint"] = err.hint
+    return json_response(err.status, body, err.extra_headers(), error_code=err.code)

@@ -1,10 +1,17 @@
-"""The gateway: which service a request is for, CORS, the API-key check and request ids.
+"""The gateway: which service a request is for, CORS, admission (API key and identity), ids.
 
-`admit(request, ...)` is the first step of every request: it either answers the request itself
-(CORS preflight, a refused key, an unknown path) or hands back a `Dispatch` naming the service,
-the path inside it and the role the API key grants. `finish(...)` adds the headers every response
-carries (request id, CORS, `Retry-After` on a 503). Supabase's API gateway (Kong) does both jobs in
-front of each service; here they are plain functions.
+`admit(request, ...)` is the first step of every request: it answers the request itself (CORS
+preflight, a path under no mount), refuses it inside a service's mount (`Refused`: the service
+renders the refusal in its own error shape), or hands back a `Dispatch` naming the service, the
+path inside it, the API key's claims and the identity of the `Authorization` token, both verified
+here once with the project's `Verifier`. Services read the dispatch and never verify again.
+`finish(...)` adds the headers every response carries (request id, CORS, `Retry-After` on a
+503). Supabase's API gateway
+(Kong) does these jobs in front of each service; here they are plain functions.
+
+The gateway knows no service: each one declares its `Mount` (path prefix, name, the paths it
+answers without an API key, whether it answers methods no route takes itself) and the runtime
+passes the project's mounts in.
 """
 
 from __future__ import annotations
@@ -16,7 +23,6 @@ from urllib.parse import parse_qsl
 
 import attrs
 
-from madbase.protocol.auth import ApiKeyError, ApiKeyVerifier
 from madbase.protocol.http.errors import (
     AmbiguousCredentials,
     GatewayError,
@@ -25,27 +31,23 @@ from madbase.protocol.http.errors import (
     MissingApiKey,
     NotAProxy,
     RouteNotFound,
-    Service,
-    render_error,
+    render_refusal,
 )
 from madbase.protocol.http.messages import Headers, Request, Response, json_response
+from madbase.protocol.identity import ApiKeyClaims, ApiKeyError, BearerError, Principal, Verifier
 
 __all__ = [
+    "RETRY_AFTER",
     "Dispatch",
     "Health",
+    "Mount",
+    "Refused",
     "admit",
     "finish",
     "health_response",
-    "not_found",
     "pick_request_id",
+    "route_not_found",
 ]
-
-_MOUNTS: Final = (
-    ("/rest/v1", Service.REST),
-    ("/auth/v1", Service.AUTH),
-    ("/storage/v1", Service.STORAGE),
-    ("/realtime/v1", Service.REALTIME),
-)
 
 # Browsers ask for these before supabase-js / postgrest-js / storage-js calls (spec/rest.md §11).
 CORS_ALLOW_HEADERS: Final = (
@@ -79,34 +81,65 @@ class Health:
 
 
 @final
+@attrs.frozen
+class Mount:
+    """Where a service is mounted: `prefix` (`/rest/v1`), its `service` name, the subpaths it
+    answers without an API key (`open_paths`, GoTrue's `/verify` and the like), and whether it
+    answers methods no route takes itself (`own_methods`)."""
+
+    prefix: str
+    service: str
+    open_paths: frozenset[str] = frozenset()
+    # The service answers methods no route takes itself (PostgREST: PGRST117, PGRST101 on /rpc).
+    own_methods: bool = False
+
+
+@final
 @attrs.frozen(kw_only=True)
 class Dispatch:
     """An admitted request: `service` serves `subpath` with the API key's `role`.
 
+    `key`: the API key's claims (None on an open path reached without one). `identity`: who the
+    request runs as, from its `Authorization` bearer token (the anonymous role without one), or
+    why that token was refused; a service that needs it renders the refusal its own way, one
+    that does not (GoTrue's /token) ignores it. Both were verified once, by `admit`.
     `request_id` labels the request in the service's logs and error bodies.
     """
 
-    service: Service
+    service: str
     subpath: str
     role: str
+    key: ApiKeyClaims | None = attrs.field(default=None, eq=False, repr=False)
+    identity: Principal | BearerError | None = attrs.field(default=None, eq=False, repr=False)
     request_id: str | None = attrs.field(default=None, eq=False)
 
 
-_OPEN_AUTH_PATHS = frozenset({"/health", "/settings", "/authorize", "/callback", "/verify"})
+@final
+@attrs.frozen(kw_only=True)
+class Refused:
+    """A request refused inside `mount`: its service renders `error` in its own shape."""
+
+    mount: Mount
+    error: GatewayError
 
 
 def admit(
-    request: Request, *, keys: ApiKeyVerifier, now: datetime, request_id: str | None = None
-) -> Response | Dispatch | Health:
-    """Decide who answers `request`.
+    request: Request,
+    *,
+    verifier: Verifier,
+    mounts: tuple[Mount, ...],
+    now: datetime,
+    request_id: str | None = None,
+) -> Response | Dispatch | Refused | Health:
+    """Decide who answers `request`, verifying its API key and bearer token once.
 
-    Returns a `Response` when the gateway answers itself (preflight, a method no route takes,
-    refused or ambiguous credentials, unknown path), `Health` for `/health`, else a `Dispatch`
-    carrying `request_id`.
+    Returns a `Response` when the gateway answers itself (preflight, a path under no mount, a
+    tunnel request), `Health` for `/health`, `Refused` for refused or ambiguous credentials and
+    methods no route takes, else a `Dispatch` carrying `request_id`.
     """
     path = request.path
     if request.method not in _TAKEN:
-        refused = _refuse_method(request)
+        refused = _refuse_method(request, mounts)
         if refused is not None:
             return refused
     if (
@@ -117,53 +150,54 @@ def admit(
         return _preflight(request)
     if path in ("/health", "/health/"):
         return Health()
-    service, subpath = _route(path)
-    if service is None:
-        return render_error(None, RouteNotFound("no Route matched with those values"))
-    version = request.header("x-supabase-api-version")
+    mount, subpath = _route(path, mounts)
+    if mount is None:
+        return render_refusal(RouteNotFound("no Route matched with those values"))
     ambiguous = _ambiguous_credentials(request)
     if ambiguous is not None:
-        return render_error(service, ambiguous, auth_api_version=version)
-    if service is Service.AUTH and subpath in _OPEN_AUTH_PATHS:
-        # GoTrue answers these without a key; dispatched with the anon role. Browsers reach
-        # /authorize, /callback and /verify through links and provider redirects, which carry
-        # no key (Supabase's Kong leaves them open).
-        key = request.header("apikey") or request.query_param("apikey")
-        if not key:
-            return Dispatch(service=service, subpath=subpath, role="anon", request_id=request_id)
-    try:
-        role = _check_api_key(request, keys=keys, now=now)
-    except GatewayError as err:
-        return render_error(service, err, auth_api_version=version)
-    return Dispatch(service=service, subpath=subpath, role=role, request_id=request_id)
+        return Refused(mount=mount, error=ambiguous)
+    key = request.header("apikey") or request.query_param("apikey")
+    claims: ApiKeyClaims | None = None
+    if key:
+        try:
+            claims = verifier.api_key(key.strip(), now=now)
+        except ApiKeyError:
+            return Refused(mount=mount, error=InvalidApiKey())
+    elif subpath not in mount.open_paths:
+        return Refused(mount=mount, error=MissingApiKey())
+    # An open path (answered without a key, e.g. links opened by a browser) runs as anon.
+    return Dispatch(
+        service=mount.service,
+        subpath=subpath,
+        role="anon" if claims is None else claims.role,
+        key=claims,
+        identity=verifier.identify(request.header("authorization"), now=now),
+        request_id=request_id,
+    )
 
 
-def _refuse_method(request: Request) -> Response | None:
-    """The answer to a method no route takes (TRACE, CONNECT, PROPFIND, ...); None for REST.
+def _refuse_method(request: Request, mounts: tuple[Mount, ...]) -> Response | Refused | None:
+    """The answer to a method no route takes (TRACE, CONNECT, PROPFIND, ...); None when the
+    addressed service answers such methods itself (`Mount.own_methods`: PostgREST's PGRST117,
+    or PGRST101 on `/rpc`).
 
     `CONNECT host:port` (RFC 9110 §9.3.6, the authority form) asks for a tunnel: 400, we are no
-    proxy. Otherwise 405 with `Allow` in the addressed service's error shape, except under
-    `/rest/v1`, where PostgREST's own answer applies (PGRST117, or PGRST101 on `/rpc`).
+    proxy. Otherwise 405 with `Allow`, in the addressed service's error shape.
     """
     if request.method == "CONNECT" and not request.target.startswith("/"):
-        return render_error(None, NotAProxy())
-    service, _ = _route(request.path)
-    if service is Service.REST:
+        return render_refusal(NotAProxy())
+    mount, _ = _route(request.path, mounts)
+    refusal = MethodNotAllowed(request.method, CORS_ALLOW_METHODS)
+    if mount is None:
+        return render_refusal(refusal)
+    if mount.own_methods:
         return None
-    return render_error(
-        service,
-        MethodNotAllowed(request.method, CORS_ALLOW_METHODS),
-        auth_api_version=request.header("x-supabase-api-version"),
-    )
+    return Refused(mount=mount, error=refusal)
 
 
-def not_found(request: Request, service: Service) -> Response:
-    """The answer for a path `service` does not serve, in its error format."""
-    return render_error(
-        service,
-        RouteNotFound(f"Route {request.method}:{request.path} not found"),
-        auth_api_version=request.header("x-supabase-api-version"),
-    )
+def route_not_found(request: Request) -> RouteNotFound:
+    """The refusal for a path inside a mount that its service does not serve."""
+    return RouteNotFound(f"Route {request.method}:{request.path} not found")
 
 
 def health_response(database_ok: bool) -> Response:
@@ -209,10 +243,11 @@ def finish(response: Response, request: Request, *, request_id: str) -> Response
     return response.with_headers(extra)
 
 
-def _route(path: str) -> tuple[Service | None, str]:
-    for prefix, service in _MOUNTS:
-        if path == prefix or path.startswith(prefix + "/"):
-            return service, path[len(prefix) :] or "/"
+def _route(path: str, mounts: tuple[Mount, ...]) -> tuple[Mount | None, str]:
+    for mount in mounts:
+        prefix = mount.prefix
+        if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
+            return mount, path[len(prefix) :] or "/"
     return None, path
 
 
@@ -256,13 +291,3 @@ def _query_apikeys(request: Request) -> int:
     if "apikey" not in query and "%" not in query:  # the common case costs no parsing
         return 0
     return sum(1 for name, _ in parse_qsl(query, keep_blank_values=True) if name == "apikey")
-
-
-def _check_api_key(request: Request, *, keys: ApiKeyVerifier, now: datetime) -> str:
-    key = request.header("apikey") or request.query_param("apikey")
-    if not key:
-        raise MissingApiKey
-    try:
-        return keys.verify(key.strip(), now=now).role
-    except ApiKeyError as err:
-        raise InvalidApiKey from err

@@ -50,7 +50,9 @@ from madbase.protocol.rest.errors import (
     UnsupportedMethod,
     db_error_response,
     render_rest_error,
+    render_rest_refusal,
     status_for_sqlstate,
+    token_error,
 )
 from madbase.protocol.rest.filters import (
     parse_filter,
@@ -300,6 +302,7 @@ __all__ = [
     "render_prefer",
     "render_range",
     "render_rest_error",
+    "render_rest_refusal",
     "render_select",
     "respond",
     "select_schema",
@@ -307,4 +310,5 @@ __all__ = [
     "status_for_sqlstate",
     "to_mime",
     "to_query_string",
+    "token_error",
 ]

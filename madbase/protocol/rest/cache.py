@@ -26,8 +26,8 @@ from typing import Final, TypeAlias, TypeVar, final
 
 import attrs
 
-from madbase.protocol.auth.bearer import RequestAuth
 from madbase.protocol.http.messages import Request
+from madbase.protocol.identity.bearer import Principal
 from madbase.protocol.rest.errors import RestError
 from madbase.protocol.rest.limits import RestLimits
 from madbase.protocol.rest.payload import Payload
@@ -79,7 +79,7 @@ class PlanCache:
         request: Request,
         subpath: str,
         snapshot: SchemaSnapshot,
-        auth: RequestAuth,
+        auth: Principal,
         *,
         headers_json: str,
     ) -> Plan:
@@ -180,7 +180,7 @@ def _rebind_insert(
     relation: Relation,
     payload: Payload,
     request: Request,
-    auth: RequestAuth,
+    auth: Principal,
     subpath: str,
     headers_json: str,
 ) -> Plan | None:
@@ -210,7 +210,7 @@ def _rebind(
     api: ApiRequest,
     plan: Plan,
     request: Request,
-    auth: RequestAuth,
+    auth: Principal,
     subpath: str,
     headers_json: str,
 ) -> Plan:

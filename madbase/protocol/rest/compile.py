@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from madbase.protocol.auth.bearer import RequestAuth
 from madbase.protocol.http.messages import Request
+from madbase.protocol.identity.bearer import Principal
 from madbase.protocol.rest.limits import RestLimits
 from madbase.protocol.rest.plan import plan_request
 from madbase.protocol.rest.request import parse_request
@@ -26,7 +26,7 @@ from madbase.protocol.sql import Transaction
 
 __all__ = ["compile_request"]
 
-_ANON = RequestAuth(role="anon", claims_json='{"role":"anon"}')
+_ANON = Principal(role="anon", claims_json='{"role":"anon"}')
 
 
 def compile_request(
@@ -37,7 +37,7 @@ def compile_request(
     body: bytes,
     snapshot: SchemaSnapshot,
     *,
-    auth: RequestAuth = _ANON,
+    auth: Principal = _ANON,
     limits: RestLimits | None = None,
     schemas: tuple[str, ...] = ("public",),
 ) -> Transaction:

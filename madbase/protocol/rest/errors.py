@@ -49,6 +49,9 @@ Retired codes, never reused: PGRST104 (ParseRequestError), PGRST109 (LimitNoOrde
 SpreadNotToOne), PGRST110 (OffLimitsChangesError), PGRST113 (BinaryFieldError), PGRST119
 (never assigned by PostgREST; kept free).
 
+The gateway's refusals under `/rest/v1` (`render_rest_refusal`) and a refused bearer token
+(`token_error`) get PostgREST's codes here; the gateway and the identity module know none.
+
 Errors raised by the database are not exceptions here: `db_error_response` turns the
 `(sqlstate, message, detail, hint)` the runtime reports into the response PostgREST would send.
 """
@@ -56,10 +59,22 @@ Errors raised by the database are not exceptions here: `db_error_response` turns
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import ClassVar, Final
 
-from madbase.protocol.http.errors import ProtocolError
-from madbase.protocol.http.messages import Headers, JsonValue, Response, json_response
+from madbase.protocol.http.errors import (
+    AmbiguousCredentials,
+    GatewayError,
+    InvalidApiKey,
+    MethodNotAllowed,
+    MissingApiKey,
+    NotAProxy,
+    ProtocolError,
+    RouteNotFound,
+)
+from madbase.protocol.http.messages import Headers, JsonValue, Request, Response, json_response
+from madbase.protocol.identity import BearerError, InvalidClaims
 
 __all__ = [
     "AggregatesNotAllowed",
@@ -154,6 +169,38 @@ def render_rest_error(err: RestError, *, verbose: bool = True) -> Response:
         body = {"code": err.code, "message": err.message, "details": err.details, "hint": err.hint}
     headers: Headers = (("proxy-status", f"PostgREST; error={err.code}"), *err.extra_headers())
     return json_response(err.status, body, headers, error_code=err.code)
+
+
+# PostgREST's codes for the gateway's refusals. PostgREST has no code for two credentials of a
+# kind; its JWT family's "could not decode" is the closest.
+_REFUSAL_CODES: Final[Mapping[type[GatewayError], str]] = MappingProxyType(
+    {
+        MissingApiKey: "PGRST302",  # anonymous access refused without credentials
+        InvalidApiKey: "PGRST301",  # JWT could not be decoded or verified
+        AmbiguousCredentials: "PGRST301",
+        RouteNotFound: "PGRST125",  # invalid path specified in request URL
+        MethodNotAllowed: "PGRST117",  # unsupported HTTP method
+        NotAProxy: "PGRST125",
+    }
+)
+
+
+def render_rest_refusal(err: GatewayError, request: Request) -> Response:
+    """A gateway refusal under `/rest/v1`: PostgREST's body with the gateway's message and hint.
+
+    >>> render_rest_refusal(MissingApiKey(), Request(method="GET", target="/rest/v1/t")).body
+    b'{"code":"PGRST302","message":"No API key found in request","details":null,"hint":"No `apikey` request header or url param was found."}'
+    """
+    code = _REFUSAL_CODES.get(type(err), "PGRST000")
+    body: JsonValue = {"code": code, "message": str(err), "details": None, "hint": err.hint}
+    return json_response(err.status, body, err.extra_headers(), error_code=code)
+
+
+def token_error(err: BearerError) -> RestError:
+    """A refused bearer token as PostgREST reports it: PGRST303 for its claims, else PGRST301."""
+    if isinstance(err, InvalidClaims):
+        return JwtClaimsError(err.message)
+    return JwtDecodeError(err.message)
 
 
 # --- PGRST0xx: connection ---------------------------------------------------------------------

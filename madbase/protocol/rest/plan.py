@@ -14,12 +14,11 @@ plan media type runs EXPLAIN of the statement instead of the statement.
 
 from __future__ import annotations
 
-import json
 from typing import Final, final
 
 import attrs
 
-from madbase.protocol.auth.bearer import RequestAuth
+from madbase.protocol.identity import Principal, cookies_json, rls_settings
 from madbase.protocol.rest.build import read_statement
 from madbase.protocol.rest.errors import NotImplementedFeature, TableNotFound
 from madbase.protocol.rest.explain import explain_statement
@@ -109,29 +108,29 @@ class Plan:
 
 
 def request_settings(
-    api: ApiRequest, auth: RequestAuth, path: str, headers_json: str
+    api: ApiRequest, auth: Principal, path: str, headers_json: str
 ) -> tuple[tuple[str, str], ...]:
-    """The transaction settings PostgREST makes for a request, in its order."""
+    """The transaction settings PostgREST makes for a request, in its order.
+
+    The identity's (`madbase.protocol.identity.rls_settings`) between REST's own: the schema's
+    search path first, the preferred time zone last.
+    """
     search_path = ", ".join(
         '"' + s.replace('"', '""') + '"' for s in (api.target.schema, *_EXTRA_SEARCH_PATH)
     )
-    cookies = (
-        json.dumps(dict(api.cookies), separators=(",", ":"), ensure_ascii=False)
-        if api.cookies
-        else "{}"
-    )
-    out = [
+    out = (
         ("search_path", search_path),
-        ("role", auth.role),
-        ("request.jwt.claims", auth.claims_json),
-        ("request.method", api.method),
-        ("request.path", path),
-        ("request.headers", headers_json),
-        ("request.cookies", cookies),
-    ]
+        *rls_settings(
+            auth,
+            method=api.method,
+            path=path,
+            headers=headers_json,
+            cookies=cookies_json(api.cookies),
+        ),
+    )
     if api.preferences.timezone is not None:
-        out.append(("timezone", api.preferences.timezone))
-    return tuple(out)
+        return (*out, ("timezone", api.preferences.timezone))
+    return out
 
 
 def _applied(prefs: Preferences) -> str | None:
@@ -144,7 +143,7 @@ def _applied(prefs: Preferences) -> str | None:
 def _call_plan(
     api: ApiRequest,
     snapshot: SchemaSnapshot,
-    auth: RequestAuth,
+    auth: Principal,
     limits: RestLimits,
     path: str,
     headers_json: str,
@@ -175,7 +174,7 @@ def _call_plan(
 def plan_request(
     api: ApiRequest,
     snapshot: SchemaSnapshot,
-    auth: RequestAuth,
+    auth: Principal,
     *,
     limits: RestLimits,
     path: str,
@@ -322,7 +321,7 @@ def _max_affected(api: ApiRequest) -> int | None:
 def _openapi_plan(
     api: ApiRequest,
     snapshot: SchemaSnapshot,
-    auth: RequestAuth,
+    auth: Principal,
     limits: RestLimits,
     path: str,
     headers_json: str,
@@ -420,7 +419,7 @@ def _write_plan(
     api: ApiRequest,
     snapshot: SchemaSnapshot,
     relation: Relation,
-    auth: RequestAuth,
+    auth: Principal,
     limits: RestLimits,
     path: str,
     headers_json: str,
@@ -465,7 +464,7 @@ def _write_plan(
 
 
 def write_settings(
-    api: ApiRequest, auth: RequestAuth, path: str, headers_json: str
+    api: ApiRequest, auth: Principal, path: str, headers_json: str
 ) -> tuple[tuple[str, str], ...]:
     """A write's transaction settings: the request's, then what the guard checks."""
     return request_settings(api, auth, path, headers_json) + _checks(api)

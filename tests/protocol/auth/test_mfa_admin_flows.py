@@ -11,15 +11,14 @@ import jwt
 import pytest
 
 from madbase.protocol.auth import (
-    DEFAULT_TOKEN_ROLES,
     AuthCommand,
-    BearerVerifier,
     DrawRandom,
     HashPassword,
     RunTransaction,
 )
 from madbase.protocol.auth.mfa.totp import encode_secret, totp_at
 from madbase.protocol.auth.refresh import new_refresh_token
+from madbase.protocol.identity import DEFAULT_TOKEN_ROLES, BearerVerifier
 from madbase.protocol.sql import DbError, DbResult
 from tests.protocol.auth.test_flows import (
     NOW,

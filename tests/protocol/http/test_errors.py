@@ -1,4 +1,8 @@
-"""Gateway errors rendered in each service's own error shape, as the official clients read them."""
+"""Gateway errors rendered in each service's own error shape, as the official clients read them.
+
+Each service owns its renderer (`render_rest_refusal`, `render_auth_refusal`, ...); the gateway
+renders only outside every service (`render_refusal`).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,44 @@ import json
 
 import pytest
 
+from madbase.protocol.auth import render_auth_refusal
 from madbase.protocol.http import (
+    AmbiguousCredentials,
     GatewayError,
     InvalidApiKey,
     MissingApiKey,
     ProtocolError,
+    Request,
+    Response,
     RouteNotFound,
     Service,
-    render_error,
+    render_refusal,
 )
 from madbase.protocol.http.errors import MethodNotAllowed, NotAProxy
+from madbase.protocol.realtime import render_realtime_refusal
+from madbase.protocol.rest import render_rest_refusal
+from madbase.protocol.storage import render_storage_refusal
 
 JSON = ("content-type", "application/json; charset=utf-8")
+
+
+def render(service: Service | None, err: GatewayError) -> Response:
+    """`err` in `service`'s envelope (None: the gateway's own)."""
+    match service:
+        case Service.REST:
+            return render_rest_refusal(err, asked())
+        case Service.AUTH:
+            return render_auth_refusal(err, asked())
+        case Service.STORAGE:
+            return render_storage_refusal(err, asked())
+        case Service.REALTIME:
+            return render_realtime_refusal(err, asked())
+    return render_refusal(err)
+
+
+def asked(version: str | None = None) -> Request:
+    headers = () if version is None else (("x-supabase-api-version", version),)
+    return Request(method="GET", target="/", headers=headers)
 
 
 @pytest.mark.parametrize(
@@ -48,7 +78,7 @@ JSON = ("content-type", "application/json; charset=utf-8")
     ],
 )
 def test_render_error_rest_shape(err: GatewayError, body: object) -> None:
-    response = render_error(Service.REST, err)
+    response = render_rest_refusal(err, asked())
     assert response.status == err.status
     assert response.headers == (JSON,)
     assert json.loads(response.body) == body
@@ -66,7 +96,7 @@ def test_render_error_rest_shape(err: GatewayError, body: object) -> None:
 def test_render_error_auth_legacy_shape(
     err: GatewayError, status: int, code: str, message: str, version: str | None
 ) -> None:
-    response = render_error(Service.AUTH, err, auth_api_version=version)
+    response = render_auth_refusal(err, asked(version))
     assert response.status == status
     assert json.loads(response.body) == {"code": status, "error_code": code, "msg": message}
     assert response.header("x-sb-error-code") == code
@@ -85,13 +115,13 @@ def test_render_error_auth_legacy_shape(
 def test_render_error_auth_versioned_shape(
     err: GatewayError, status: int, code: str, message: str, version: str
 ) -> None:
-    response = render_error(Service.AUTH, err, auth_api_version=version)
+    response = render_auth_refusal(err, asked(version))
     assert response.status == status
     assert json.loads(response.body) == {"code": code, "message": message}
     assert response.headers == (
         JSON,
-        ("x-sb-error-code", code),
         ("x-supabase-api-version", "2024-01-01"),
+        ("x-sb-error-code", code),
     )
 
 
@@ -114,14 +144,14 @@ def test_render_error_auth_versioned_shape(
     ],
 )
 def test_render_error_storage_shape(err: GatewayError, body: object) -> None:
-    response = render_error(Service.STORAGE, err)
+    response = render_storage_refusal(err, asked())
     assert response.status == err.status
     assert json.loads(response.body) == body
 
 
 @pytest.mark.parametrize("err", [MissingApiKey(), InvalidApiKey(), RouteNotFound("nope")])
 def test_render_error_realtime_shape(err: GatewayError) -> None:
-    response = render_error(Service.REALTIME, err)
+    response = render_realtime_refusal(err, asked())
     assert response.status == err.status
     assert json.loads(response.body) == {"error": str(err)}
 
@@ -143,7 +173,7 @@ def test_render_error_realtime_shape(err: GatewayError) -> None:
     ],
 )
 def test_render_error_outside_services_is_gateway_message(err: GatewayError, body: object) -> None:
-    response = render_error(None, err)
+    response = render_refusal(err)
     assert response.status == err.status
     assert json.loads(response.body) == body
 
@@ -169,20 +199,20 @@ def test_gateway_error_status_and_hierarchy(cls: type[GatewayError], status: int
     ],
 )
 def test_render_error_names_the_code_it_answers_with(service: Service | None, code: str) -> None:
-    # The access log reads it; shapes without a code of their own name the auth code.
-    assert render_error(service, InvalidApiKey()).error_code == code
+    # The access log reads it; shapes without a code of their own name the gateway's code.
+    assert render(service, InvalidApiKey()).error_code == code
 
 
 @pytest.mark.parametrize("service", [*Service, None])
 def test_render_error_method_not_allowed_lists_allowed_methods(service: Service | None) -> None:
-    response = render_error(service, MethodNotAllowed("TRACE", "GET, POST"))
+    response = render(service, MethodNotAllowed("TRACE", "GET, POST"))
     assert response.status == 405
     assert response.header("allow") == "GET, POST"
     assert "Unsupported HTTP method: TRACE" in response.body.decode()
 
 
 def test_render_error_not_a_proxy_is_400_without_allow() -> None:
-    response = render_error(None, NotAProxy())
+    response = render(None, NotAProxy())
     assert response.status == 400
     assert response.header("allow") is None
     assert response.error_code == "bad_request"
@@ -226,7 +256,28 @@ def test_service_values_are_mount_names(service: Service, value: str) -> None:
     ],
 )
 def test_render_error_auth_shape_follows_a_valid_api_date(version: str, versioned: bool) -> None:
-    response = render_error(Service.AUTH, MissingApiKey(), auth_api_version=version)
+    response = render_auth_refusal(MissingApiKey(), asked(version))
     body = json.loads(response.body)
     assert (body["code"] == "no_authorization") is versioned
     assert (response.header("x-supabase-api-version") == "2024-01-01") is versioned
+
+
+# Not a calendar date: GoTrue (`auth_api_version`) answers in the legacy shape, and so does every
+# refusal under /auth/v1. The gateway used to check only the digits and answered these in the
+# versioned shape, so the same client got two shapes from one server.
+@pytest.mark.parametrize("version", ["2024-02-30", "2024-13-01", "2025-06-31"])
+@pytest.mark.parametrize(
+    ("err", "code"),
+    [
+        (MissingApiKey(), "no_authorization"),
+        (InvalidApiKey(), "bad_jwt"),
+        (AmbiguousCredentials(), "validation_failed"),
+        (RouteNotFound(), "not_found"),
+    ],
+)
+def test_render_auth_refusal_impossible_date_is_legacy_shape_as_gotrue(
+    version: str, err: GatewayError, code: str
+) -> None:
+    response = render_auth_refusal(err, asked(version))
+    assert json.loads(response.body) == {"code": err.status, "error_code": code, "msg": str(err)}
+    assert response.header("x-supabase-api-version") is None

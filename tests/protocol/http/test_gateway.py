@@ -10,10 +10,14 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from madbase.protocol.auth import API_KEY_ROLES, ApiKeyVerifier, mint_api_key
+# `admit`, with each refusal rendered by the addressed service, as `App` does.
+from fuzz.fuzz_gateway import MOUNTS, RENDERERS, gate
 from madbase.protocol.http import (
     Dispatch,
     Health,
+    MissingApiKey,
+    Mount,
+    Refused,
     Request,
     Response,
     Service,
@@ -21,10 +25,17 @@ from madbase.protocol.http import (
     finish,
     health_response,
     json_response,
-    not_found,
     pick_request_id,
+    route_not_found,
 )
 from madbase.protocol.http.gateway import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS
+from madbase.protocol.identity import (
+    API_KEY_ROLES,
+    Principal,
+    UnverifiableToken,
+    Verifier,
+    mint_api_key,
+)
 from tests.strategies import NOW, NOW_TS, SECRET, forge_jwt, requests
 
 ANON_KEY = mint_api_key(SECRET, "anon", issued_at=NOW_TS - 60)
@@ -43,7 +54,7 @@ def request(target: str, *headers: Header, method: str = "GET") -> Request:
 
 
 def admitted(target: str, *headers: Header, method: str = "GET") -> Response | Dispatch | Health:
-    return admit(request(target, *headers, method=method), keys=ApiKeyVerifier(SECRET), now=NOW)
+    return gate(request(target, *headers, method=method))
 
 
 def body(response: Response | Dispatch | Health) -> object:
@@ -395,12 +406,7 @@ def test_admit_one_header_key_and_one_query_key_is_not_ambiguous() -> None:
 
 
 def test_admit_carries_the_request_id() -> None:
-    dispatch = admit(
-        request("/rest/v1/t", ("apikey", ANON_KEY)),
-        keys=ApiKeyVerifier(SECRET),
-        now=NOW,
-        request_id="req-9",
-    )
+    dispatch = gate(request("/rest/v1/t", ("apikey", ANON_KEY)), request_id="req-9")
     assert isinstance(dispatch, Dispatch)
     assert dispatch.request_id == "req-9"
 
@@ -586,7 +592,7 @@ def test_finish_adds_cors_headers_when_origin_present() -> None:
 
 def test_finish_keeps_preflight_cors_headers_single() -> None:
     preflight_request = request("/rest/v1/t", *PREFLIGHT, method="OPTIONS")
-    preflight = admit(preflight_request, keys=ApiKeyVerifier(SECRET), now=NOW)
+    preflight = gate(preflight_request)
     assert isinstance(preflight, Response)
     finished = finish(preflight, preflight_request, request_id="r")
     names = [name for name, _ in finished.headers]
@@ -636,7 +642,8 @@ def test_finish_keeps_preflight_cors_headers_single() -> None:
 def test_not_found_renders_service_shape(
     service: Service, headers: tuple[Header, ...], expected: object
 ) -> None:
-    response = not_found(request("/rest/v1/nope?x=1", *headers), service)
+    asked = request("/rest/v1/nope?x=1", *headers)
+    response = RENDERERS[service](route_not_found(asked), asked)
     assert response.status == 404
     assert body(response) == expected
 
@@ -691,7 +698,7 @@ def test_pick_request_id_uses_first_header() -> None:
 @example(Request(method="GET", target="/auth/v1/health?apikey=\x00", headers=()))
 @example(Request(method="GET", target="\x00?%", headers=(("apikey", "\x00."),)))
 def test_admit_is_total(req: Request) -> None:
-    result = admit(req, keys=ApiKeyVerifier(SECRET), now=NOW)
+    result = gate(req)
     assert isinstance(result, Response | Dispatch | Health)
     if isinstance(result, Response):
         assert result.status in (200, 400, 401, 404, 405)
@@ -714,7 +721,7 @@ def test_admit_is_total(req: Request) -> None:
 
 @given(requests)
 def test_admit_dispatch_only_with_valid_key_or_open_auth_endpoint(req: Request) -> None:
-    result = admit(req, keys=ApiKeyVerifier(SECRET), now=NOW)
+    result = gate(req)
     if isinstance(result, Dispatch):
         open_endpoint = result.service is Service.AUTH and result.subpath in (
             "/health",
@@ -745,6 +752,46 @@ def test_pick_request_id_returns_header_or_generated(req: Request) -> None:
 def test_admit_uses_passed_now_for_expiry() -> None:
     key = mint_api_key(SECRET, "anon", issued_at=NOW_TS)
     later = NOW + timedelta(days=3651)
-    response = admit(request("/rest/v1/t", ("apikey", key)), keys=ApiKeyVerifier(SECRET), now=later)
+    response = gate(request("/rest/v1/t", ("apikey", key)), now=later)
     assert isinstance(response, Response)
     assert response.status == 401
+
+
+# --- admission carries the identity; refusals go to the service -----------------------------
+
+
+def test_admit_refusal_inside_a_mount_is_left_to_its_service() -> None:
+    refused = admit(request("/rest/v1/t"), verifier=Verifier(SECRET), mounts=MOUNTS, now=NOW)
+    assert isinstance(refused, Refused)
+    assert refused.mount.prefix == "/rest/v1"
+    assert isinstance(refused.error, MissingApiKey)
+
+
+def test_admit_dispatch_carries_key_and_identity_verified_once() -> None:
+    user = jwt.encode(
+        {"role": "authenticated", "sub": "u-1", "exp": NOW_TS + 60}, SECRET, algorithm="HS256"
+    )
+    dispatch = gate(
+        request("/rest/v1/t", ("apikey", ANON_KEY), ("authorization", f"Bearer {user}"))
+    )
+    assert isinstance(dispatch, Dispatch)
+    assert dispatch.key is not None
+    assert dispatch.key.role == "anon"
+    assert isinstance(dispatch.identity, Principal)
+    assert (dispatch.identity.role, dispatch.identity.subject) == ("authenticated", "u-1")
+
+
+def test_admit_refused_bearer_token_is_carried_not_answered() -> None:
+    # GoTrue's /token ignores a stale token; PostgREST refuses it: the service decides.
+    dispatch = gate(request("/auth/v1/token", KEY, ("authorization", f"Bearer {OTHER_SECRET_KEY}")))
+    assert isinstance(dispatch, Dispatch)
+    assert isinstance(dispatch.identity, UnverifiableToken)
+
+
+def test_admit_routes_by_the_mounts_it_is_given() -> None:
+    mounts = (Mount("/echo/v1", "echo"),)
+    dispatch = admit(request("/echo/v1/x", KEY), verifier=Verifier(SECRET), mounts=mounts, now=NOW)
+    assert dispatch == Dispatch(service="echo", subpath="/x", role="service_role")
+    nowhere = admit(request("/rest/v1/x", KEY), verifier=Verifier(SECRET), mounts=mounts, now=NOW)
+    assert isinstance(nowhere, Response)
+    assert nowhere.status == 404

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from madbase.protocol.auth.bearer import RequestAuth
 from madbase.protocol.http.messages import Request, Response
+from madbase.protocol.identity.bearer import Principal
 from madbase.protocol.rest import (
     Plan,
     PlanCache,
@@ -24,8 +24,8 @@ from madbase.protocol.rest import (
 )
 from tests.protocol.rest.test_plan import SNAP, table
 
-ANON = RequestAuth(role="anon", claims_json='{"role":"anon"}')
-USER = RequestAuth(role="authenticated", claims_json='{"role":"authenticated","sub":"u1"}')
+ANON = Principal(role="anon", claims_json='{"role":"anon"}')
+USER = Principal(role="authenticated", claims_json='{"role":"authenticated","sub":"u1"}')
 LIMITS = RestLimits()
 
 
@@ -33,13 +33,13 @@ def req(target: str, *headers: tuple[str, str], method: str = "GET", body: bytes
     return Request(method=method, target="/rest/v1" + target, headers=headers, body=body)
 
 
-def fresh(request: Request, auth: RequestAuth, headers_json: str, snap: SchemaSnapshot = SNAP):
+def fresh(request: Request, auth: Principal, headers_json: str, snap: SchemaSnapshot = SNAP):
     path = request.path.removeprefix("/rest/v1")
     api = parse_request(request, path, LIMITS, ("public",))
     return plan_request(api, snap, auth, limits=LIMITS, path=path, headers_json=headers_json)
 
 
-def cached(cache: PlanCache, request: Request, auth: RequestAuth, headers_json: str = "{}"):
+def cached(cache: PlanCache, request: Request, auth: Principal, headers_json: str = "{}"):
     path = request.path.removeprefix("/rest/v1")
     return cache.plan(request, path, SNAP, auth, headers_json=headers_json)
 
@@ -133,7 +133,7 @@ def test_a_new_snapshot_empties_the_cache_and_size_is_bounded() -> None:
     headers_json=st.sampled_from(["{}", '{"a":"b"}']),
     repeat=st.integers(min_value=1, max_value=3),
 )
-def test_cached_equals_fresh(query: str, role: RequestAuth, headers_json: str, repeat: int) -> None:
+def test_cached_equals_fresh(query: str, role: Principal, headers_json: str, repeat: int) -> None:
     cache = PlanCache(LIMITS, ("public",))
     request = req(f"/cities?{query}")
     for _ in range(repeat):
@@ -213,7 +213,7 @@ ROWS = st.lists(
     target=st.sampled_from(["/cities", "/cities?select=name", "/cities?select=id,countries(id)"]),
 )
 def test_cached_insert_equals_fresh(
-    bodies: list[object], role: RequestAuth, missing: str, return_: str, target: str
+    bodies: list[object], role: Principal, missing: str, return_: str, target: str
 ) -> None:
     cache = PlanCache(LIMITS, ("public",))
     for value in bodies:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from madbase.protocol.auth.bearer import RequestAuth
+from madbase.protocol.identity.bearer import Principal
 from madbase.protocol.rest import (
     Column,
     QualifiedName,
@@ -46,7 +46,7 @@ def test_compile_request_gives_parameterised_sql() -> None:
 
 
 def test_compile_request_uses_the_given_identity() -> None:
-    auth = RequestAuth(
+    auth = Principal(
         role="authenticated", claims_json='{"role":"authenticated","sub":"u1"}', subject="u1"
     )
     tx = compile_request("GET", "/todos", "", {"Prefer": "count=exact"}, b"", snapshot(), auth=auth)

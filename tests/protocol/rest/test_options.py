@@ -5,8 +5,8 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from madbase.protocol.auth.bearer import RequestAuth
 from madbase.protocol.http.messages import Request
+from madbase.protocol.identity.bearer import Principal
 from madbase.protocol.rest import (
     RestError,
     RestLimits,
@@ -18,7 +18,7 @@ from madbase.protocol.rest import (
 )
 from tests.protocol.rest.test_rpc import FILMS, fn, q
 
-AUTH = RequestAuth(role="anon", claims_json='{"role":"anon"}')
+AUTH = Principal(role="anon", claims_json='{"role":"anon"}')
 WRITABLE = attrs.evolve(FILMS, insertable=True, updatable=True, deletable=True)
 SNAP = SchemaSnapshot.build(
     schemas=("public",),

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from madbase.protocol.auth.bearer import RequestAuth
 from madbase.protocol.http.messages import Request
+from madbase.protocol.identity.bearer import Principal
 from madbase.protocol.rest import (
     Cardinality,
     Column,
@@ -98,7 +98,7 @@ SNAP = SchemaSnapshot.build(
         ),
     ),
 )
-AUTH = RequestAuth(role="authenticated", claims_json='{"role":"authenticated","sub":"u1"}')
+AUTH = Principal(role="authenticated", claims_json='{"role":"authenticated","sub":"u1"}')
 
 
 def plan(target: str, *headers: tuple[str, str], method: str = "GET") -> Plan:

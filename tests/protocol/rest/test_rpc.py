@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from madbase.protocol.auth.bearer import RequestAuth
 from madbase.protocol.http.messages import Request, Response
+from madbase.protocol.identity.bearer import Principal
 from madbase.protocol.rest import (
     AmbiguousFunction,
     ArgMode,
@@ -124,7 +124,7 @@ FUNCTIONS = (
     ),
 )
 SNAP = SchemaSnapshot.build(schemas=("public", "api"), relations=(FILMS,), functions=FUNCTIONS)
-AUTH = RequestAuth(role="anon", claims_json='{"role":"anon"}')
+AUTH = Principal(role="anon", claims_json='{"role":"anon"}')
 
 
 def find(name: str, *keys: str, post: bool = True, content: MediaKind = MediaKind.JSON) -> str:

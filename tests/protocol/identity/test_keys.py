@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from madbase.protocol.auth import (
+from madbase.protocol.identity import (
     API_KEY_ROLES,
     ApiKeyClaims,
     ApiKeyError,
@@ -18,7 +18,7 @@ from madbase.protocol.auth import (
     mint_api_key,
     verify_api_key,
 )
-from madbase.protocol.auth.keys import API_KEY_LIFETIME_SECONDS, CLOCK_SKEW_SECONDS
+from madbase.protocol.identity.keys import API_KEY_LIFETIME_SECONDS, CLOCK_SKEW_SECONDS
 from tests.strategies import (
     NOW,
     NOW_TS,

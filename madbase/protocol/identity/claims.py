@@ -115,7 +115,7 @@ def check_claims(
     ...              audience=None)
     Traceback (most recent call last):
     ...
-    madbase.protocol.auth.claims.ClaimsError: permission denied to set role "postgres"
+    madbase.protocol.identity.claims.ClaimsError: permission denied to set role "postgres"
 
     Raises:
         ClaimsError: a claim of the wrong type, `exp` after 9999, a role outside `roles`, or

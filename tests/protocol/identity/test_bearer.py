@@ -14,7 +14,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from madbase.protocol.auth import BearerError, BearerVerifier, RequestAuth, verify_bearer
+from madbase.protocol.identity import (
+    BearerError,
+    BearerVerifier,
+    InvalidClaims,
+    Principal,
+    UnverifiableToken,
+    verify_bearer,
+)
 from tests.strategies import SECRET, forge_jwt, sign_raw_jwt
 
 T = 1_800_000_000
@@ -32,13 +39,16 @@ def bearer(claims: dict[str, object], *, secret: str = SECRET, alg: str = "HS256
 def refused(authorization: str, **kwargs: object) -> tuple[str, str]:
     with pytest.raises(BearerError) as caught:
         verify_bearer(authorization, SECRET, now=at(T), **kwargs)  # type: ignore[arg-type]
-    return caught.value.code, caught.value.message
+    # PostgREST's code for each kind of refusal (`madbase.protocol.rest.token_error`).
+    code = "PGRST303" if isinstance(caught.value, InvalidClaims) else "PGRST301"
+    assert isinstance(caught.value, InvalidClaims | UnverifiableToken)
+    return code, caught.value.message
 
 
 @pytest.mark.parametrize("header", [None, "", "   "])
 def test_bearer_absent_is_the_anonymous_role(header: str | None) -> None:
     auth = verify_bearer(header, SECRET, now=at(T))
-    assert auth == RequestAuth(role="anon", claims_json='{"role":"anon"}')
+    assert auth == Principal(role="anon", claims_json='{"role":"anon"}')
     custom = verify_bearer(header, SECRET, now=at(T), anon_role="web_anon")
     assert custom.role == "web_anon"
     assert json.loads(custom.claims_json) == {"role": "web_anon"}

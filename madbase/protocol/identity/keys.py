@@ -1,31 +1,39 @@
 """Project API keys: HS256 JWTs carrying the `anon` or `service_role` role, as Supabase issues them.
 
-Signatures are checked by pyjwt; the claims meet the rules of every project token (`claims`:
-types, a role the authenticator may switch to, the configured audience) and, being keys, carry
-integer dates and an `exp`. `exp`, `nbf` and `iat` are compared with the `now` the caller passes
+Signatures are checked by pyjwt against the project's verification set (`signing`); the claims
+meet the rules of every project token (`claims`: types, a role the authenticator may switch to,
+the configured audience) and, being keys, carry integer dates and an `exp`. `exp`, `nbf` and `iat` are compared with the `now` the caller passes
 in.
+
+`KeyKind` names the kinds of key the control plane brings (spec/control-plane.md §3, §7): today
+every key is a `LEGACY` JWT; `sb_publishable_…` and `sb_secret_…` keys are opaque and will be
+found by their hash in the project's key table (a lookup the runtime makes, then hands the
+verifier the row), not verified here.
 """
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Final, final
 
 import attrs
 import jwt
 
-from madbase.protocol.auth.claims import (
+from madbase.protocol.identity.claims import (
     DEFAULT_TOKEN_ROLES,
     ClaimsError,
     check_claims,
     parse_claims,
 )
+from madbase.protocol.identity.signing import SignatureError, SigningKeys
 
 __all__ = [
     "API_KEY_ROLES",
     "ApiKeyClaims",
     "ApiKeyError",
     "ApiKeyVerifier",
+    "KeyKind",
     "mint_api_key",
     "verify_api_key",
 ]
@@ -35,8 +43,14 @@ API_KEY_ROLES: Final = frozenset({"anon", "service_role"})
 CLOCK_SKEW_SECONDS: Final = 30
 # Supabase's own API keys are valid for ten years.
 API_KEY_LIFETIME_SECONDS: Final = 10 * 365 * 24 * 3600
-# Checks signatures only; it keeps no state between calls.
-_JWS: Final = jwt.PyJWS()
+
+
+class KeyKind(enum.StrEnum):
+    """What kind of API key a request came with (spec/control-plane.md §3)."""
+
+    LEGACY = "legacy"  # a JWT signed with the project's secret: what exists today
+    PUBLISHABLE = "publishable"  # `sb_publishable_…`: the anon role (not yet issued)
+    SECRET = "secret"  # noqa: S105 - a kind, not a password; `sb_secret_…` (not yet issued)
 
 
 class ApiKeyError(ValueError):
@@ -52,6 +66,7 @@ class ApiKeyClaims:
     issued_at: int | None
     expires_at: int
     not_before: int | None = None
+    kind: KeyKind = KeyKind.LEGACY
 
 
 def mint_api_key(secret: str, role: str, *, issued_at: int, ref: str = "madbase") -> str:
@@ -92,22 +107,16 @@ def verify_api_key(
             yet valid, a role other than `anon` / `service_role` or outside `roles`, claims of the
             wrong type, or an `aud` without `audience`.
     """
-    return _check_times(_decode(token, secret, roles, audience), now)
+    return _check_times(_decode(token, SigningKeys.hs256(secret), roles, audience), now)
 
 
-def _decode(token: str, secret: str, roles: frozenset[str], audience: str | None) -> ApiKeyClaims:
-    if not token.isascii():  # a JWS is base64url and dots; pyjwt fails on lone surrogates
-        raise ApiKeyError("malformed token")
+def _decode(
+    token: str, keys: SigningKeys, roles: frozenset[str], audience: str | None
+) -> ApiKeyClaims:
     try:
-        header = jwt.get_unverified_header(token)
-        if header.get("alg") != "HS256":
-            raise ApiKeyError("unsupported signing algorithm")
-        payload = _JWS.decode(token, secret, algorithms=["HS256"])
-    except jwt.InvalidSignatureError as err:
-        raise ApiKeyError("invalid signature") from err
-    except jwt.PyJWTError as err:
-        raise ApiKeyError("malformed token") from err
-    assert isinstance(payload, bytes), type(payload)
+        payload = keys.verify(token, algorithms=("HS256",))
+    except SignatureError as err:
+        raise ApiKeyError(str(err)) from err
     try:
         claims = parse_claims(payload)
     except ClaimsError as err:
@@ -144,7 +153,7 @@ def _check_times(claims: ApiKeyClaims, now: datetime) -> ApiKeyClaims:
 
 @final
 class ApiKeyVerifier:
-    """`verify_api_key` for one secret, remembering keys whose signature it already checked.
+    """`verify_api_key` for one verification set, remembering keys whose signature it checked.
 
     Clients send the same key on every request; checking an HS256 signature costs tens of
     microseconds, comparing a string with a dict key almost nothing. The dates are still compared
@@ -153,27 +162,27 @@ class ApiKeyVerifier:
 
     def __init__(
         self,
-        secret: str,
+        keys: SigningKeys | str,
         *,
         roles: frozenset[str] = DEFAULT_TOKEN_ROLES,
         audience: str | None = None,
         max_entries: int = 256,
     ) -> None:
-        self._secret = secret
+        self._signing = SigningKeys.hs256(keys) if isinstance(keys, str) else keys
         self._roles = roles
         self._audience = audience
         self._max_entries = max_entries
         self._known: dict[str, ApiKeyClaims] = {}
 
     def verify(self, token: str, *, now: datetime) -> ApiKeyClaims:
-        """As `verify_api_key` with this verifier's secret, roles and audience.
+        """As `verify_api_key` with this verifier's keys, roles and audience.
 
         Raises:
             ApiKeyError: as `verify_api_key`.
         """
         claims = self._known.get(token)
         if claims is None:
-            claims = _decode(token, self._secret, self._roles, self._audience)
+            claims = _decode(token, self._signing, self._roles, self._audience)
             if len(self._known) >= self._max_entries:
                 self._known.clear()
             self._known[token] = claims

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from madbase.protocol.auth.claims import (
+from madbase.protocol.identity.claims import (
     DEFAULT_TOKEN_ROLES,
     LATEST_EXP,
     CheckedClaims,
