@@ -20,8 +20,7 @@ import hmac
 import secrets
 from typing import Final
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from madbase.protocol.sql import quote_ident, quote_literal
 from madbase.runtime.db import Pool
@@ -71,11 +70,11 @@ def scram_verifier(password: str, *, salt: bytes, iterations: int = _SCRAM_ITERA
 
 
 def login_conninfo(admin_conninfo: str, role: str, jwt_secret: str) -> str:
-    """`admin_conninfo` with `role` and its password as the login; everything else kept."""
-    try:
-        conninfo_to_dict(admin_conninfo)
-    except psycopg.Error:
-        return admin_conninfo  # libpq says what is wrong with it at connect time
+    """`admin_conninfo` with `role` and its password as the login; everything else kept.
+
+    `admin_conninfo` is valid (config checks `MADBASE_DATABASE_URL` when it is read; the embedded
+    server's is ours): there is no fallback to the administrator's login.
+    """
     return make_conninfo(admin_conninfo, user=role, password=login_password(jwt_secret, role))
 
 

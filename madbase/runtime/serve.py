@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import final
 
 import attrs
-import psycopg
 import trio
 from psycopg.conninfo import make_conninfo
 
@@ -231,11 +230,11 @@ async def _listen(config: Config) -> list[trio.SocketListener]:
 
 
 def _named(conninfo: str, name: str) -> str:
-    """`conninfo` with `name` as its fallback application_name (its own, if any, wins)."""
-    try:
-        return make_conninfo(conninfo, fallback_application_name=name)
-    except psycopg.Error:
-        return conninfo  # libpq says what is wrong with it at connect time, as before
+    """`conninfo` with `name` as its fallback application_name (its own, if any, wins).
+
+    `conninfo` is valid: config checks `MADBASE_DATABASE_URL` when it is read.
+    """
+    return make_conninfo(conninfo, fallback_application_name=name)
 
 
 async def run_server(
