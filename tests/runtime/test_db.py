@@ -297,16 +297,23 @@ async def test_health_follows_a_postgres_restart(tmp_path: Path) -> None:
 
     async with trio.open_nursery() as nursery:
         scope = trio.CancelScope()
+        stopped = trio.Event()
 
         async def run_pg(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-            with scope:
-                await pg.run(task_status=task_status)
+            try:
+                with scope:
+                    await pg.run(task_status=task_status)
+            finally:
+                stopped.set()
 
         await nursery.start(run_pg)
         assert (await app.handle(health)).status == 200
         await pool.execute_script("create table kept (v text); insert into kept values ('before')")
         scope.cancel()  # stop Postgres (fast shutdown)
-        await trio.sleep(0.1)
+        # Stopped, data directory unlocked: on a loaded machine that may take longer than a moment.
+        with trio.fail_after(60):
+            await stopped.wait()
+        stopped = trio.Event()
         down = await app.handle(health)
         assert down.status == 503
         assert b"unreachable" in down.body
